@@ -34,6 +34,13 @@ void *cgci_ext_malloc_nogc(size_t n);
 /* Free without error reporting: returns the CGC_E* code silently. */
 int cgci_ext_free_quiet(void *p);
 
+/* Memory that cgc owns and never scans, for the shim's own tables
+ * (quarantine, allocation sites).  Do not use plain mmap for tables that
+ * hold heap addresses: with cgci_ext_scan_mappings(1) a foreign mapping is
+ * a root and would keep every object it names alive.  Zero-filled. */
+void *cgci_ext_map(size_t bytes);
+void  cgci_ext_unmap(void *p, size_t bytes);
+
 /* Is the collector initialised and not inside its own initialisation on
  * this thread?  The shim serves allocations made during initialisation
  * from a static bootstrap area. */

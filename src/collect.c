@@ -1,0 +1,163 @@
+/* collect.c -- one collection, start to end.
+ *
+ * Design: docs/design/overview.md.  The caller holds the collector lock.
+ *
+ *   take the queue lock and the loader lock (dl_iterate_phdr; the whole
+ *   pause runs inside its callback, so no stopped thread can hold it)
+ *   M0 stop the world
+ *      gather thread counters; clear mark bits; mark thread free lists
+ *   M1 mark from roots: data segments, registered ranges, stacks, registers,
+ *      TLS, uncollectable blocks, finalizer data, cleanup args, weak cells,
+ *      queued and in-flight callback entries
+ *   M2 scan the contents of finalizable objects without marking them
+ *      (debug checker here, when on)
+ *   M3 resolve specials: queue finalizers (resurrecting their objects) and
+ *      cleanups, clear weak handles
+ *   M4 sweep span metadata; return idle free runs to the OS; set the next
+ *      trigger
+ *   M5 restart the world; wake the callback threads
+ *
+ * This is the normative algorithm of the specification (section 1.1) with
+ * M3 done eagerly inside the pause, so that cgc_collect() returning means
+ * every callback it discovered is queued and cgc_weak_get never needs to
+ * sweep.
+ */
+#include "core/internal.h"
+#include "core/ext.h"
+#include <link.h>
+#include <string.h>
+
+struct cycle {
+  const char *reason;
+  uint64_t t0, t_stopped, t_marked, t_end;
+  size_t heap_before, list_objs, list_bytes;
+  bool done;
+};
+
+static size_t heap_bytes(void) {
+  return (cgci_g.pages_in_use + cgci_g.pages_free_committed) << CGCI_PAGE_SHIFT;
+}
+
+/* mark_lists -- objects on thread free lists are owned: set their bits
+ * (.inv.lists), never scan them. */
+static void mark_lists(struct cycle *c) {
+  for (struct cgci_thread *t = cgci_g.threads; t; t = t->next)
+    for (int k = 0; k < 2; k++)
+      for (unsigned sc = 0; sc < cgci_g.nclasses; sc++)
+        for (void **p = t->fl[k][sc]; p; p = p[0]) {
+          struct cgci_span *s = cgci_span_of((uintptr_t)p);
+          cgci_bit_set(s, cgci_slot_index(s, (uintptr_t)p));
+          c->list_objs++;
+          c->list_bytes += s->slot;
+        }
+}
+
+static void do_collect(struct cycle *c) {
+  c->done = true;
+  c->heap_before = heap_bytes();
+  cgci_stop_world();
+  c->t_stopped = cgci_os_now_ns();
+  for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) cgci_thread_flush_counters(t);
+  cgci_cycle_fin_queued = cgci_cycle_cln_queued = 0;
+  cgci_g.bytes_marked = 0;
+
+  cgci_sweep_clear_marks();
+  mark_lists(c);
+  /* M1 */
+  cgci_roots_mark_all();
+  cgci_specials_mark_roots();
+  cgci_queue_mark_roots();
+  cgci_mark_drain();
+  cgci_mark_recover_overflow(false);
+  /* M2 */
+  cgci_specials_mark_finalizable();
+  cgci_mark_drain();
+  cgci_mark_recover_overflow(true);
+  if (cgci_g.cfg.checkfinalizers > 0) cgci_checker_run();
+  /* M3 */
+  cgci_specials_resolve();
+  if (cgci_g.gc_hook) {
+    cgci_g.in_gc_hook = 1;
+    cgci_g.gc_hook();
+    cgci_g.in_gc_hook = 0;
+  }
+  c->t_marked = cgci_os_now_ns();
+  /* M4 */
+  uint64_t objs_before = cgci_g.live_objs + (cgci_g.st.objects_allocated - cgci_g.objs_alloc_mark)
+                         - (cgci_g.explicit_freed_objs - cgci_g.objs_freed_mark);
+  uint64_t bytes_before = cgci_g.live_bytes + (cgci_g.st.bytes_allocated - cgci_g.bytes_alloc_mark)
+                          - (cgci_g.explicit_freed_bytes - cgci_g.bytes_freed_mark);
+  cgci_sweep();
+  /* objects sitting on free lists are not live */
+  cgci_g.live_objs -= c->list_objs < cgci_g.live_objs ? c->list_objs : cgci_g.live_objs;
+  cgci_g.live_bytes -= c->list_bytes < cgci_g.live_bytes ? c->list_bytes : cgci_g.live_bytes;
+  if (objs_before > cgci_g.live_objs) cgci_g.st.objects_freed += objs_before - cgci_g.live_objs;
+  if (bytes_before > cgci_g.live_bytes) cgci_g.st.bytes_freed += bytes_before - cgci_g.live_bytes;
+  cgci_g.objs_alloc_mark = cgci_g.st.objects_allocated;
+  cgci_g.bytes_alloc_mark = cgci_g.st.bytes_allocated;
+  cgci_g.objs_freed_mark = cgci_g.explicit_freed_objs;
+  cgci_g.bytes_freed_mark = cgci_g.explicit_freed_bytes;
+  cgci_g.st.collections++;
+  cgci_pages_release_old();
+
+  /* pacing: GOGC-style goal, no lower than the minimum heap, and early
+   * enough to stay under a hard limit */
+  size_t live = cgci_g.live_bytes;
+  size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
+                                      : (size_t)((double)live * cgci_g.gc_percent / 100.0);
+  if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
+  if (cgci_g.heap_limit) {
+    size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;
+    if (trig > room / 2 + (room / 4)) trig = room / 2 + room / 4;
+    if (trig < ((size_t)256 << 10)) trig = (size_t)256 << 10;
+  }
+  cgci_g.trigger = trig;
+  cgci_g.alloc_since_gc = 0;
+  cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;
+
+  cgci_start_world();
+  c->t_end = cgci_os_now_ns();
+}
+
+static int in_phdr(struct dl_phdr_info *info, size_t size, void *ctx) {
+  (void)info; (void)size;
+  do_collect(ctx);
+  return 1;                      /* one callback is enough */
+}
+
+void cgci_collect_locked(const char *reason) {
+  struct cgci_thread *self = cgci_self;
+  if (self && self->in_collect) return;          /* no recursion */
+  struct cycle c;
+  memset(&c, 0, sizeof c);
+  c.reason = reason;
+  c.t0 = cgci_os_now_ns();
+  if (self) self->in_collect = 1;
+  cgci_queue_lock();
+  dl_iterate_phdr(in_phdr, &c);
+  if (!c.done) do_collect(&c);
+  cgci_queue_unlock();
+  if (self) self->in_collect = 0;
+
+  uint64_t pause = c.t_end - c.t_stopped + (c.t_stopped - c.t0);
+  uint64_t mark = c.t_marked - c.t_stopped, sweep = c.t_end - c.t_marked;
+  cgci_g.st.pause_total_ns += pause;
+  if (pause > cgci_g.st.pause_max_ns) cgci_g.st.pause_max_ns = pause;
+  cgci_g.st.mark_ns_total += mark;
+  cgci_g.st.sweep_ns_total += sweep;
+  if (cgci_g.trace)
+    cgci_trace_cycle(cgci_g.st.collections, pause, mark, sweep, c.heap_before,
+                     heap_bytes(), cgci_g.live_bytes + cgci_g.trigger, cgci_g.nthreads,
+                     cgci_g.root_bytes, cgci_cycle_fin_queued, cgci_cycle_cln_queued);
+  if (cgci_g.cfg.checkfinalizers > 0)
+    cgci_log("cgc checkfinalizers: finalizers queued=%zu cleanups queued=%zu\n",
+             cgci_queue_len_fin(), cgci_queue_len_cln());
+  if (cgci_cycle_fin_queued || cgci_cycle_cln_queued) cgci_queue_wake();
+}
+
+void cgci_ext_set_gc_hook(cgci_gc_hook_fn fn) {
+  cgci_ensure_init();
+  cgci_lock();
+  cgci_g.gc_hook = fn;
+  cgci_unlock();
+}

@@ -1,0 +1,90 @@
+/* config.h -- tunables, each with what it trades.  Every one can be
+ * overridden from CMake (-D...); most also by an environment variable read
+ * at initialisation (see docs/usage.md).
+ */
+#ifndef CGC_CORE_CONFIG_H
+#define CGC_CORE_CONFIG_H
+
+/* Address space reserved for the heap (PROT_NONE until used).  Larger costs
+ * nothing but page-map address space (8 bytes per 4 KiB page, also only
+ * reserved); it bounds the heap.  CGC_HEAP_RESERVE overrides at run time. */
+#ifndef CGCI_HEAP_RESERVE
+#  define CGCI_HEAP_RESERVE ((size_t)256 << 30)
+#endif
+
+/* Address space reserved for collector metadata (span descriptors, thread
+ * records, side tables). */
+#ifndef CGCI_META_RESERVE
+#  define CGCI_META_RESERVE ((size_t)64 << 30)
+#endif
+
+/* Heap memory is committed in steps of this many bytes: fewer mprotect
+ * calls versus a little more committed-but-unused address space. */
+#ifndef CGCI_COMMIT_STEP
+#  define CGCI_COMMIT_STEP ((size_t)4 << 20)
+#endif
+
+/* Largest slot of a small size class.  Larger objects get their own run of
+ * pages: no internal fragmentation beyond page rounding, but one page-heap
+ * operation (under the lock) per allocation. */
+#ifndef CGCI_SMALL_MAX
+#  define CGCI_SMALL_MAX 8192
+#endif
+
+/* Free runs are kept in exact-size buckets up to this many pages and in one
+ * address-ordered list above it. */
+#ifndef CGCI_FREE_BUCKETS
+#  define CGCI_FREE_BUCKETS 64
+#endif
+
+/* GOGC-like pacing: collect when bytes allocated since the last collection
+ * exceed live * percent / 100.  Larger: fewer collections, more memory. */
+#ifndef CGCI_GC_PERCENT
+#  define CGCI_GC_PERCENT 100
+#endif
+
+/* No allocation-triggered collection until this many bytes have been
+ * allocated since the last one: small programs never pay for collection. */
+#ifndef CGCI_MIN_HEAP
+#  define CGCI_MIN_HEAP ((size_t)4 << 20)
+#endif
+
+/* A free run not reused for this many collections is returned to the OS
+ * with MADV_DONTNEED.  0 returns memory at the end of every collection
+ * (least RSS, most page faults). */
+#ifndef CGCI_RELEASE_AGE
+#  define CGCI_RELEASE_AGE 1
+#endif
+
+/* A thread keeps at most this many bytes of explicitly freed objects per
+ * size class on its own free list; the rest goes back to the spans, where
+ * any thread can reuse it. */
+#ifndef CGCI_LOCAL_FREE_MAX
+#  define CGCI_LOCAL_FREE_MAX ((size_t)64 << 10)
+#endif
+
+/* Mark stack: initial and largest size in entries (16 bytes each).  Past
+ * the largest, marking falls back to overflow recovery (mark.c). */
+#ifndef CGCI_MSTACK_INIT
+#  define CGCI_MSTACK_INIT ((size_t)1 << 16)
+#endif
+#ifndef CGCI_MSTACK_MAX
+#  define CGCI_MSTACK_MAX ((size_t)1 << 26)
+#endif
+
+/* Large objects are scanned in chunks of this many bytes so one huge
+ * array does not monopolise the mark stack. */
+#ifndef CGCI_SCAN_CHUNK
+#  define CGCI_SCAN_CHUNK ((size_t)64 << 10)
+#endif
+
+/* Stop-the-world: how long to wait for acknowledgements before signalling
+ * the missing threads again, and how many rounds before giving up. */
+#ifndef CGCI_STW_RETRY_MS
+#  define CGCI_STW_RETRY_MS 50
+#endif
+#ifndef CGCI_STW_MAX_ROUNDS
+#  define CGCI_STW_MAX_ROUNDS 600
+#endif
+
+#endif /* CGC_CORE_CONFIG_H */

@@ -1,0 +1,370 @@
+/* internal.h -- shared types and cross-subsystem declarations of cgc.
+ *
+ * Design: docs/design/overview.md.
+ *
+ * Heap layout.  At first use the collector reserves one large range of
+ * address space (CGCI_HEAP_RESERVE, PROT_NONE) and commits it from the low
+ * end as the heap grows.  The heap is cut into 4 KiB pages; consecutive
+ * pages form *spans*:
+ *
+ *   - a SMALL span holds objects of one size class and one kind; it has up
+ *     to CGCI_MAX_OBJS slots and keeps one mark bit per slot inline;
+ *   - a LARGE span holds one object of more than CGCI_SMALL_MAX bytes;
+ *   - a FREE span is a run of unused pages owned by the page heap.
+ *
+ * A page map (one pointer per page, also a reserved range) sends every page
+ * of a SMALL or LARGE span to its descriptor, and the first and last page of
+ * a FREE run to the free run's descriptor; other pages map to NULL.  So
+ * deciding whether a word points into a live object is: subtract heap_lo,
+ * compare with the committed size, load the page-map entry, and for a small
+ * span multiply the offset by a reciprocal to get the slot index.
+ *
+ * Mark bits are the allocation map.  After a collection a slot's bit is set
+ * iff its object was reachable or sits on some thread's free list; a clear
+ * bit means free and available to the lazy sweeper (alloc.c), which turns
+ * all the clear slots of a span into a thread-local free list at once and
+ * sets their bits.  Between collections, therefore:
+ *
+ *   .inv.bits: slot bit clear  ==>  the slot is free and on no list.
+ *   .inv.lists: every object on a thread free list has its bit set, is
+ *     zeroed except words 0 (link) and 1 (free cookie) if its kind is
+ *     scanned, and is never handed to two owners.
+ *   .inv.nmarked: span->nmarked == popcount(span->mark) for small spans
+ *     outside a collection.
+ *
+ * Descriptors, thread records, side tables and queues live in *meta*
+ * memory: a second reserved range the collector never scans, allocated by
+ * meta.c-style bump and free-list allocators here in pages.c.  The
+ * collector never calls libc malloc.
+ *
+ * Every mutable global the collector owns lives in the one struct cgci_g so
+ * that root scanning can skip it (it holds heap addresses that must not
+ * count as references).
+ */
+#ifndef CGC_CORE_INTERNAL_H
+#define CGC_CORE_INTERNAL_H
+#ifndef CGC_BUILDING
+#  error "src/core/internal.h is internal to cgc"
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/types.h>
+#include "cgc.h"
+#include "core/atomic.h"
+#include "core/config.h"
+#include "core/check.h"
+
+#define CGCI_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define CGCI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CGCI_NOINLINE    __attribute__((noinline))
+#define CGCI_HIDDEN      __attribute__((visibility("hidden")))
+
+#define CGCI_PAGE_SHIFT 12
+#define CGCI_PAGE_SIZE  ((size_t)1 << CGCI_PAGE_SHIFT)
+#define CGCI_GRANULE    16
+#define CGCI_MAX_OBJS   256            /* slots per small span; 4 mark words */
+#define CGCI_MARK_WORDS (CGCI_MAX_OBJS / 64)
+#define CGCI_NCLASSES   32
+
+/* Block kinds: which free lists and spans an object comes from. */
+enum { CGCI_KIND_NORMAL = 0,  /* scanned, zeroed */
+       CGCI_KIND_ATOMIC = 1,  /* never scanned */
+       CGCI_KIND_UNCOLL = 2,  /* scanned root, freed only explicitly */
+       CGCI_NKINDS = 3 };
+
+enum { CGCI_SPAN_FREE = 0, CGCI_SPAN_SMALL = 1, CGCI_SPAN_LARGE = 2 };
+
+/* span flags */
+#define CGCI_SF_PARTIAL  0x01   /* on a partial list */
+#define CGCI_SF_SPECIALS 0x02   /* some object here has specials */
+#define CGCI_SF_ZEROED   0x04   /* free run: every byte is zero */
+#define CGCI_SF_RELEASED 0x08   /* free run: returned to the OS */
+
+struct cgci_span {
+  uintptr_t start;               /* first byte */
+  uint32_t  npages;              /* pages in the run */
+  uint8_t   state;               /* CGCI_SPAN_* */
+  uint8_t   kind;                /* CGCI_KIND_* */
+  uint8_t   sc;                  /* size class (small) */
+  uint8_t   flags;               /* CGCI_SF_* */
+  uint32_t  slot;                /* slot bytes (small); 0 for large */
+  uint32_t  nobj;                /* slots (small); 1 for large */
+  uint32_t  magic;               /* ceil(2^32 / slot): offset -> index */
+  uint32_t  nmarked;             /* set bits (.inv.nmarked) */
+  uint64_t  mark[CGCI_MARK_WORDS]; /* mark bits = allocation map */
+  size_t    large_bytes;         /* large: bytes requested + 1 */
+  struct cgci_span *next, *prev; /* partial list or free-run bucket */
+  uint64_t  free_gc;             /* free run: collection it became free */
+  struct cgci_span *rel_next;    /* release candidates (pages.c) */
+};
+
+/* Thread records, one per registered thread, in meta memory. */
+enum { CGCI_TS_RUNNING = 0, CGCI_TS_BLOCKED = 1 };
+
+struct cgci_thread {
+  /* allocation cache: hot fields first */
+  void     *fl[2][CGCI_NCLASSES];   /* free lists, NORMAL and ATOMIC */
+  uint32_t  nfl[2][CGCI_NCLASSES];  /* their lengths */
+  size_t    alloc_bytes;            /* since last flush into cgci_g */
+  size_t    alloc_objs;
+  size_t    freed_bytes;
+  size_t    freed_objs;
+  /* registry */
+  struct cgci_thread *next, *prev;
+  pthread_t pth;
+  pid_t     tid;
+  uintptr_t stack_base;             /* high end of the stack */
+  uintptr_t tp;                     /* thread pointer (%fs base) */
+  AO_t      stop_sp;                /* SP published when stopped/blocked */
+  AO_t      state;                  /* CGCI_TS_* */
+  AO_t      ack_gen;                /* last stop generation acknowledged */
+  uintptr_t blocked_regs[8];        /* callee-saved registers when blocked */
+  int       blocked_depth;          /* nesting of cgc_do_blocking */
+  int       is_main;
+  int       is_callback;            /* a finalizer or cleanup thread */
+  int       in_callback;            /* running user callback code now */
+  int       in_collect;             /* this thread runs the collector */
+  int       registered_by_create;   /* started through our pthread_create */
+  int       dead;
+};
+
+/* ---- globals ----------------------------------------------------------- */
+
+struct cgci_root { uintptr_t lo, hi; };
+
+struct cgci_globals {
+  /* heap geometry */
+  uintptr_t heap_lo;                /* reserved range */
+  size_t    heap_reserved;
+  size_t    heap_committed;         /* bytes mapped RW from heap_lo */
+  size_t    heap_used;              /* frontier: pages ever handed out */
+  struct cgci_span **pagemap;       /* one entry per reserved page */
+  uintptr_t meta_lo; size_t meta_reserved, meta_committed, meta_used;
+  /* size classes */
+  uint8_t   size_class[CGCI_SMALL_MAX / CGCI_GRANULE + 2];
+  uint32_t  class_size[CGCI_NCLASSES];
+  uint32_t  class_pages[CGCI_NCLASSES];
+  uint32_t  nclasses;
+  /* page heap */
+  struct cgci_span *free_runs[CGCI_FREE_BUCKETS + 1]; /* by pages; last: big */
+  struct cgci_span *partial[CGCI_NKINDS][CGCI_NCLASSES];
+  struct cgci_span *span_pool;      /* recycled descriptors */
+  size_t    pages_in_use;           /* pages in SMALL/LARGE spans */
+  size_t    pages_free_committed;   /* pages in free runs, not released */
+  /* locks */
+  pthread_mutex_t lock;             /* the collector lock */
+  pthread_t lock_owner;
+  /* collection policy */
+  int       gc_percent;             /* < 0: off */
+  int       disabled;               /* cgc_disable nesting */
+  size_t    min_heap;               /* no trigger below this many bytes */
+  size_t    heap_limit;             /* 0: none */
+  int64_t   alloc_since_gc;         /* net bytes since last collection */
+  uint64_t  explicit_freed_objs, explicit_freed_bytes; /* by cgc_free */
+  uint64_t  objs_alloc_mark, bytes_alloc_mark, objs_freed_mark, bytes_freed_mark; /* at last GC */
+  size_t    trigger;                /* collect when alloc_since_gc >= this */
+  size_t    live_bytes, live_objs;  /* after last collection */
+  size_t    release_age;            /* collections a free run waits */
+  /* statistics */
+  cgc_stats_t st;
+  /* marking */
+  struct cgci_markent *mstack;      /* mark stack (own mapping) */
+  size_t    mstack_cap, mstack_top, mstack_max;
+  int       mstack_overflow;
+  size_t    bytes_marked;
+  uint64_t  st_overflows;            /* mark-stack overflow recoveries */
+  /* roots */
+  struct cgci_root *roots;          /* cgc_add_roots ranges (meta) */
+  size_t    nroots, roots_cap;
+  size_t    root_bytes;             /* scanned in the last collection */
+  int       scan_mappings;          /* ext: scan foreign rw mappings */
+  uintptr_t self_lo, self_hi;       /* libcgc's own module, if shared */
+  size_t    static_tls_size;        /* glibc's static TLS block size */
+  size_t    tcb_size;               /* bytes of struct pthread to scan */
+  /* threads */
+  struct cgci_thread *threads;      /* registry (list) */
+  size_t    nthreads;
+  struct cgci_thread *thread_pool;  /* free records */
+  pthread_key_t thread_key;         /* destructor unregisters */
+  int       sig_suspend, sig_restart;
+  sem_t     ack_sem;
+  AO_t      stop_gen;               /* odd while the world is stopped */
+  AO_t      world_stopping;         /* 1 from stop to restart */
+  pthread_mutex_t blocked_mu;       /* threads leaving cgc_do_blocking wait */
+  pthread_cond_t  blocked_cv;
+  /* configuration */
+  cgc_config_t cfg;
+  int       trace;                  /* CGC_TRACE */
+  int       show_stats;             /* CGC_SHOW_STATS */
+  int       verbose;
+  uint64_t  t_start_ns;
+  cgc_oom_fn oom_hook;
+  cgc_error_fn error_hook;
+  void    (*gc_hook)(void);
+  int       in_gc_hook;
+  /* lifecycle */
+  AO_t      init_state;             /* 0 none, 1 running, 2 done */
+  pid_t     init_tid;
+};
+
+CGCI_HIDDEN extern struct cgci_globals cgci_g;
+CGCI_HIDDEN extern __thread struct cgci_thread *cgci_self;
+
+/* ---- core/error.c ------------------------------------------------------ */
+int  cgci_error(int err, const char *func, const char *msg);
+void cgci_fatal(const char *msg) __attribute__((noreturn));
+void cgci_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- core/init.c -------------------------------------------------------- */
+void cgci_ensure_init(void);
+static inline bool cgci_ready(void) { return AO_load(&cgci_g.init_state) == 2; }
+void cgci_lock(void);
+void cgci_unlock(void);
+bool cgci_lock_held(void);
+
+/* ---- os/os_linux.c ------------------------------------------------------ */
+void    *cgci_os_reserve(size_t bytes);
+bool     cgci_os_commit(void *p, size_t bytes);
+void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
+void    *cgci_os_map(size_t bytes);                 /* fresh RW mapping */
+void     cgci_os_unmap(void *p, size_t bytes);
+void    *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes);
+uint64_t cgci_os_now_ns(void);
+uint64_t cgci_os_rss_bytes(void);
+void     cgci_os_write(int fd, const char *s, size_t n);
+bool     cgci_os_stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
+typedef void (*cgci_maps_fn)(uintptr_t lo, uintptr_t hi, const char *perms,
+                             const char *name, void *ctx);
+void     cgci_os_each_mapping(cgci_maps_fn fn, void *ctx);
+int      cgci_os_ncpu(void);
+pid_t    cgci_os_gettid(void);
+const char *cgci_os_getenv(const char *name);
+
+/* ---- heap/pages.c ------------------------------------------------------- */
+void  cgci_heap_init(void);
+struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zeroed);
+void  cgci_pages_free(struct cgci_span *s);
+void  cgci_pages_release_old(void);           /* return idle runs to the OS */
+void *cgci_meta_alloc(size_t bytes);          /* zeroed, never freed */
+void *cgci_meta_alloc_big(size_t bytes);      /* page-granular, freeable */
+void  cgci_meta_free_big(void *p, size_t bytes);
+struct cgci_span *cgci_span_new(void);
+void  cgci_span_dispose(struct cgci_span *s);
+void  cgci_sizeclass_init(void);
+
+/* cgci_span_of -- descriptor of the SMALL or LARGE span containing ADDR, or
+ * NULL.  Fast: one subtraction, one compare, one load. */
+static inline struct cgci_span *cgci_span_of(uintptr_t addr) {
+  uintptr_t off = addr - cgci_g.heap_lo;
+  if (off >= cgci_g.heap_used) return NULL;
+  struct cgci_span *s = cgci_g.pagemap[off >> CGCI_PAGE_SHIFT];
+  if (s == NULL || s->state == CGCI_SPAN_FREE) return NULL;
+  return s;
+}
+
+/* cgci_slot_index -- slot of ADDR in small span S (may be >= nobj for the
+ * tail past the last slot). */
+static inline uint32_t cgci_slot_index(const struct cgci_span *s, uintptr_t addr) {
+  return (uint32_t)(((uint64_t)(addr - s->start) * s->magic) >> 32);
+}
+
+static inline bool cgci_bit_get(const struct cgci_span *s, uint32_t i) {
+  return (s->mark[i >> 6] >> (i & 63)) & 1;
+}
+static inline void cgci_bit_set(struct cgci_span *s, uint32_t i) {
+  s->mark[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+static inline void cgci_bit_clear(struct cgci_span *s, uint32_t i) {
+  s->mark[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+/* cgci_find_base -- block start for any pointer into a live block (interior
+ * and one-past-end included); NULL otherwise.  Also returns the span and
+ * slot through OUT params when non-NULL. */
+void *cgci_find_base(uintptr_t addr, struct cgci_span **span_out, uint32_t *idx_out);
+
+/* ---- heap/alloc.c ------------------------------------------------------- */
+void *cgci_alloc(size_t n, int kind, bool may_collect);
+void *cgci_alloc_slow(size_t n, int kind, bool may_collect);
+int   cgci_free(void *p, bool report);
+size_t cgci_block_size(struct cgci_span *s);    /* usable bytes */
+void  cgci_thread_flush_counters(struct cgci_thread *t);
+void  cgci_thread_drop_cache(struct cgci_thread *t);
+void  cgci_check_trigger_locked(void);
+#define CGCI_FREE_COOKIE ((uintptr_t)0xC6C0F4EEDEADB10Cull)
+
+/* ---- mark/mark.c -------------------------------------------------------- */
+struct cgci_markent { uintptr_t lo, hi; };
+void cgci_mark_init(void);
+void cgci_mark_word(uintptr_t w);
+void cgci_mark_range(uintptr_t lo, uintptr_t hi);       /* scan now */
+void cgci_mark_push(uintptr_t lo, uintptr_t hi);        /* scan later */
+void cgci_mark_drain(void);
+void cgci_mark_recover_overflow(bool with_finalizable);
+bool cgci_mark_object(void *base);                      /* set bit, push */
+bool cgci_is_marked(uintptr_t base);
+
+/* ---- sweep/sweep.c ------------------------------------------------------ */
+void cgci_sweep_clear_marks(void);
+void cgci_sweep(void);
+typedef void (*cgci_span_fn)(struct cgci_span *s, void *ctx);
+void cgci_each_span(cgci_span_fn fn, void *ctx);
+
+/* ---- roots/roots.c ------------------------------------------------------ */
+void cgci_roots_init(void);
+void cgci_roots_mark_all(void);           /* world stopped */
+void cgci_roots_thread_tls(struct cgci_thread *t);
+
+/* ---- threads/threads.c and stw.c --------------------------------------- */
+void cgci_threads_init(void);
+struct cgci_thread *cgci_thread_register_self(int is_main);
+void cgci_thread_unregister_self(void);
+void cgci_stw_init(void);
+void cgci_stop_world(void);
+void cgci_start_world(void);
+void cgci_atfork_child_threads(void);
+void cgci_blocking_enter(struct cgci_thread *t);
+void cgci_blocking_leave(struct cgci_thread *t);
+void *cgci_real_sym(const char *name);
+
+/* ---- finalize ----------------------------------------------------------- */
+void cgci_specials_init(void);
+void cgci_specials_mark_roots(void);      /* M1: data, args, weak cells */
+void cgci_specials_mark_finalizable(void);/* M2 */
+void cgci_specials_resolve(void);         /* M3 */
+int  cgci_specials_on_free(void *base);   /* explicit free; EBUSY if FIN */
+void cgci_specials_atfork_child(void);
+void cgci_queue_init(void);
+void cgci_queue_mark_roots(void);
+void cgci_queue_push_fin(void *obj, cgc_finalizer_fn fn, void *data);
+void cgci_queue_push_cln(cgc_cleanup_fn fn, void *arg);
+void cgci_queue_wake(void);
+void cgci_queue_signal_locked(void);
+void cgci_specials_each(void (*fn)(uintptr_t base, int is_fin, void *data_or_arg,
+                                   void *site, void *ctx), void *ctx);
+size_t cgci_specials_count(void);
+void cgci_queue_shutdown(void);
+size_t cgci_queue_len_fin(void);
+size_t cgci_queue_len_cln(void);
+void cgci_queue_lock(void);
+void cgci_queue_unlock(void);
+void cgci_queue_atfork_child(void);
+void cgci_queue_ensure_threads(void);
+void cgci_checker_run(void);
+extern CGCI_HIDDEN uint64_t cgci_cycle_fin_queued, cgci_cycle_cln_queued;
+
+/* ---- collect.c ---------------------------------------------------------- */
+void cgci_collect_locked(const char *reason);
+
+/* ---- stats/stats.c ------------------------------------------------------ */
+void cgci_trace_cycle(uint64_t n, uint64_t pause_ns, uint64_t mark_ns,
+                      uint64_t sweep_ns, size_t before, size_t after,
+                      size_t goal, size_t nthreads, size_t root_bytes,
+                      uint64_t finq, uint64_t clnq);
+void cgci_stats_atexit(void);
+
+#endif /* CGC_CORE_INTERNAL_H */

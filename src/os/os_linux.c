@@ -1,0 +1,166 @@
+/* os_linux.c -- the operating-system boundary: address space, time,
+ * output, /proc parsing.  The only file with mmap, madvise and raw /proc
+ * reads.  Nothing here allocates through libc: /proc files are read with
+ * open/read into stack buffers.
+ *
+ * Design: docs/design/os.md.
+ */
+#if !defined(__linux__)
+#  error "os_linux.c is Linux-only"
+#endif
+#include "core/internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void *cgci_os_reserve(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+bool cgci_os_commit(void *p, size_t bytes) {
+  return mprotect(p, bytes, PROT_READ | PROT_WRITE) == 0;
+}
+
+/* cgci_os_release -- give the pages back; they read as zero afterwards. */
+void cgci_os_release(void *p, size_t bytes) {
+  (void)madvise(p, bytes, MADV_DONTNEED);
+}
+
+void *cgci_os_map(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void cgci_os_unmap(void *p, size_t bytes) { (void)munmap(p, bytes); }
+
+void *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes) {
+  void *q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? NULL : q;
+}
+
+uint64_t cgci_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cgci_os_write(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) { if (errno == EINTR) continue; return; }
+    s += w; n -= (size_t)w;
+  }
+}
+
+pid_t cgci_os_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int cgci_os_ncpu(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : (int)n;
+}
+
+/* cgci_os_getenv -- getenv without locale or allocation concerns. */
+const char *cgci_os_getenv(const char *name) {
+  size_t len = strlen(name);
+  if (environ == NULL) return NULL;
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  return NULL;
+}
+
+/* ---- /proc/self/maps --------------------------------------------------- */
+
+static uintptr_t parse_hex(const char **pp) {
+  const char *p = *pp; uintptr_t v = 0;
+  for (;;) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+    else break;
+    p++;
+  }
+  *pp = p;
+  return v;
+}
+
+/* cgci_os_each_mapping -- call FN for every line of /proc/self/maps.  Reads
+ * in 16 KiB chunks on the stack; lines longer than the buffer are cut. */
+void cgci_os_each_mapping(cgci_maps_fn fn, void *ctx) {
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  char buf[16384];
+  size_t have = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 && have == 0) break;
+    if (r > 0) have += (size_t)r;
+    buf[have] = 0;
+    char *line = buf, *nl;
+    while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+      *nl = 0;
+      const char *p = line;
+      uintptr_t lo = parse_hex(&p);
+      if (*p == '-') p++;
+      uintptr_t hi = parse_hex(&p);
+      while (*p == ' ') p++;
+      char perms[5] = {0};
+      for (int i = 0; i < 4 && p[i]; i++) perms[i] = p[i];
+      /* skip perms, offset, dev, inode to the name */
+      int fields = 0;
+      while (*p && fields < 4) { while (*p && *p != ' ') p++; while (*p == ' ') p++; fields++; }
+      fn(lo, hi, perms, p, ctx);
+      line = nl + 1;
+    }
+    size_t rest = have - (size_t)(line - buf);
+    if (r <= 0) break;
+    if (rest == have) rest = 0;            /* overlong line: drop it */
+    memmove(buf, line, rest);
+    have = rest;
+  }
+  close(fd);
+}
+
+struct stack_find { uintptr_t sp, lo, hi; bool found; };
+
+static void find_stack_cb(uintptr_t lo, uintptr_t hi, const char *perms,
+                          const char *name, void *ctx) {
+  (void)perms; (void)name;
+  struct stack_find *f = ctx;
+  if (f->sp >= lo && f->sp < hi) { f->lo = lo; f->hi = hi; f->found = true; }
+}
+
+/* cgci_os_stack_of -- the mapping that contains SP (a thread's stack). */
+bool cgci_os_stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+  struct stack_find f = { sp, 0, 0, false };
+  cgci_os_each_mapping(find_stack_cb, &f);
+  if (f.found) { *lo = f.lo; *hi = f.hi; }
+  return f.found;
+}
+
+/* cgci_os_rss_bytes -- resident set size from /proc/self/statm. */
+uint64_t cgci_os_rss_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t r = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (r <= 0) return 0;
+  buf[r] = 0;
+  const char *p = buf;
+  while (*p && *p != ' ') p++;
+  while (*p == ' ') p++;
+  uint64_t pages = 0;
+  while (*p >= '0' && *p <= '9') pages = pages * 10 + (uint64_t)(*p++ - '0');
+  return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
