@@ -98,7 +98,6 @@ static void do_collect(struct cycle *c) {
   cgci_g.objs_freed_mark = cgci_g.explicit_freed_objs;
   cgci_g.bytes_freed_mark = cgci_g.explicit_freed_bytes;
   cgci_g.st.collections++;
-  cgci_pages_release_old();
 
   /* pacing: GOGC-style goal, no lower than the minimum heap, and early
    * enough to stay under a hard limit */
@@ -112,6 +111,7 @@ static void do_collect(struct cycle *c) {
     if (trig < ((size_t)256 << 10)) trig = (size_t)256 << 10;
   }
   cgci_g.trigger = trig;
+  cgci_pages_release_old(trig);
   cgci_g.alloc_since_gc = 0;
   cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;
 

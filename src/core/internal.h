@@ -248,7 +248,7 @@ const char *cgci_os_getenv(const char *name);
 void  cgci_heap_init(void);
 struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zeroed);
 void  cgci_pages_free(struct cgci_span *s);
-void  cgci_pages_release_old(void);           /* return idle runs to the OS */
+void  cgci_pages_release_old(size_t keep_bytes); /* return idle runs to the OS */
 void *cgci_meta_alloc(size_t bytes);          /* zeroed, never freed */
 void *cgci_meta_alloc_big(size_t bytes);      /* page-granular, freeable */
 void  cgci_meta_free_big(void *p, size_t bytes);

@@ -261,18 +261,26 @@ static void split_front(struct cgci_span *r, size_t n) {
   run_insert(rest);
 }
 
-static struct cgci_span *find_run(size_t need) {
+/* find_run -- a free run of at least NEED pages: resident runs before
+ * released ones (a released run costs a page fault per page); exact
+ * buckets first, then best fit, lowest address on ties, among big runs. */
+static struct cgci_span *find_run_kind(size_t need, bool released) {
   for (size_t b = need; b < CGCI_FREE_BUCKETS; b++)
-    if (cgci_g.free_runs[b]) return cgci_g.free_runs[b];
-  /* bucket CGCI_FREE_BUCKETS holds runs of exactly that size and larger:
-   * best fit, lowest address on ties, keeps the heap compact */
+    for (struct cgci_span *r = cgci_g.free_runs[b]; r; r = r->next)
+      if (((r->flags & CGCI_SF_RELEASED) != 0) == released) return r;
   struct cgci_span *best = NULL;
-  for (struct cgci_span *r = cgci_g.free_runs[CGCI_FREE_BUCKETS]; r; r = r->next)
-    if (r->npages >= need &&
-        (best == NULL || r->npages < best->npages ||
-         (r->npages == best->npages && r->start < best->start)))
+  for (struct cgci_span *r = cgci_g.free_runs[CGCI_FREE_BUCKETS]; r; r = r->next) {
+    if (r->npages < need || ((r->flags & CGCI_SF_RELEASED) != 0) != released) continue;
+    if (best == NULL || r->npages < best->npages ||
+        (r->npages == best->npages && r->start < best->start))
       best = r;
+  }
   return best;
+}
+
+static struct cgci_span *find_run(size_t need) {
+  struct cgci_span *r = find_run_kind(need, false);
+  return r ? r : find_run_kind(need, true);
 }
 
 /* cgci_pages_alloc -- a run of NPAGES pages whose start is aligned to
@@ -373,27 +381,46 @@ static void merge_released(struct cgci_span *r) {
   run_insert(r);
 }
 
-/* cgci_pages_release_old -- return to the OS every resident free run that
- * has stayed free for release_age collections.  Candidates are gathered
- * first: two resident free runs are never adjacent (cgci_pages_free merges
- * them), so releasing one never disposes of another candidate. */
-void cgci_pages_release_old(void) {
+/* cgci_pages_release_old -- return idle free runs to the OS, keeping
+ * KEEP_BYTES of resident free memory: the allocation budget until the next
+ * collection, which would otherwise be faulted straight back in.  Runs free
+ * for at least release_age collections go first, then younger ones if there
+ * is still too much.  Candidates are gathered first: two resident free runs
+ * are never adjacent (cgci_pages_free merges them), so releasing one never
+ * disposes of another candidate. */
+void cgci_pages_release_old(size_t keep_bytes) {
   uint64_t now = cgci_g.st.collections;
-  struct cgci_span *cand = NULL;
-  for (unsigned b = 0; b <= CGCI_FREE_BUCKETS; b++)
-    for (struct cgci_span *r = cgci_g.free_runs[b]; r; r = r->next)
-      if (!(r->flags & CGCI_SF_RELEASED) && r->free_gc + cgci_g.release_age <= now) {
-        r->rel_next = cand;
-        cand = r;
+  size_t keep = keep_bytes >> CGCI_PAGE_SHIFT;
+  for (int pass = 0; pass < 2 && cgci_g.pages_free_committed > keep; pass++) {
+    struct cgci_span *cand = NULL;
+    for (unsigned b = 0; b <= CGCI_FREE_BUCKETS; b++)
+      for (struct cgci_span *r = cgci_g.free_runs[b]; r; r = r->next)
+        if (!(r->flags & CGCI_SF_RELEASED) &&
+            (pass == 1 || r->free_gc + cgci_g.release_age <= now)) {
+          r->rel_next = cand;
+          cand = r;
+        }
+    while (cand != NULL && cgci_g.pages_free_committed > keep) {
+      struct cgci_span *r = cand;
+      cand = r->rel_next;
+      run_remove(r);
+      size_t excess = cgci_g.pages_free_committed + r->npages - keep;
+      if (r->npages > excess) {
+        /* release only the tail; the head stays resident */
+        struct cgci_span *head = cgci_span_new();
+        head->start = r->start;
+        head->npages = (uint32_t)(r->npages - excess);
+        head->flags = r->flags;
+        head->free_gc = r->free_gc;
+        r->start += (uintptr_t)head->npages << CGCI_PAGE_SHIFT;
+        r->npages = (uint32_t)excess;
+        run_insert(head);
       }
-  while (cand != NULL) {
-    struct cgci_span *r = cand;
-    cand = r->rel_next;
-    run_remove(r);
-    cgci_os_release((void *)r->start, (size_t)r->npages << CGCI_PAGE_SHIFT);
-    cgci_g.st.bytes_released += (uint64_t)r->npages << CGCI_PAGE_SHIFT;
-    r->flags |= CGCI_SF_RELEASED | CGCI_SF_ZEROED;
-    merge_released(r);
+      cgci_os_release((void *)r->start, (size_t)r->npages << CGCI_PAGE_SHIFT);
+      cgci_g.st.bytes_released += (uint64_t)r->npages << CGCI_PAGE_SHIFT;
+      r->flags |= CGCI_SF_RELEASED | CGCI_SF_ZEROED;
+      merge_released(r);
+    }
   }
 }
 

@@ -43,7 +43,6 @@ static inline void push(uintptr_t lo, uintptr_t hi) {
     cgci_g.mstack_overflow = 1;
     return;
   }
-  __builtin_prefetch((const void *)lo);
   struct cgci_markent *e = &cgci_g.mstack[cgci_g.mstack_top++];
   e->lo = lo;
   e->hi = hi;
@@ -104,9 +103,26 @@ void cgci_mark_range(uintptr_t lo, uintptr_t hi) {
   scan(lo, hi);
 }
 
+/* cgci_mark_drain -- scan until the stack is empty.  Popped entries pass
+ * through a small FIFO after a prefetch of their first line, so by the
+ * time an object is scanned its memory is (usually) in cache: marking is
+ * bound by cache misses, and this hides most of them. */
+#define PREFETCH_RING 8
 void cgci_mark_drain(void) {
-  while (cgci_g.mstack_top > 0) {
-    struct cgci_markent e = cgci_g.mstack[--cgci_g.mstack_top];
+  struct cgci_markent ring[PREFETCH_RING];
+  unsigned head = 0, n = 0;
+  for (;;) {
+    if (cgci_g.mstack_top > 0 && n < PREFETCH_RING) {
+      struct cgci_markent e = cgci_g.mstack[--cgci_g.mstack_top];
+      __builtin_prefetch((const void *)e.lo);
+      ring[(head + n) % PREFETCH_RING] = e;
+      n++;
+      continue;
+    }
+    if (n == 0) break;
+    struct cgci_markent e = ring[head];
+    head = (head + 1) % PREFETCH_RING;
+    n--;
     if (e.hi - e.lo > CGCI_SCAN_CHUNK) {
       push(e.lo + CGCI_SCAN_CHUNK, e.hi);      /* rest later */
       e.hi = e.lo + CGCI_SCAN_CHUNK;
