@@ -40,7 +40,7 @@ extern "C" {
 
 #if defined(__GNUC__)
 #  define CGC_API __attribute__((visibility("default")))
-#  define CGC_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#  define CGC_MALLOC_ATTR __attribute__((malloc))
 #else
 #  define CGC_API
 #  define CGC_MALLOC_ATTR

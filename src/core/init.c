@@ -130,14 +130,16 @@ static void read_environment(void) {
 
 static void atfork_prepare(void) {
   if (!cgci_ready()) return;
+  cgci_lock();                /* the lock order: collector, queue, meta */
   cgci_queue_lock();
-  cgci_lock();
+  cgci_meta_lock();
 }
 
 static void atfork_parent(void) {
   if (!cgci_ready()) return;
-  cgci_unlock();
+  cgci_meta_unlock();
   cgci_queue_unlock();
+  cgci_unlock();
 }
 
 /* In the child only the forking thread exists: locks are re-created, the
@@ -147,6 +149,7 @@ static void atfork_child(void) {
   if (!cgci_ready()) return;
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   cgci_g.lock = fresh;
+  cgci_meta_atfork_child();
   cgci_g.lock_owner = 0;
   cgci_atfork_child_threads();
   cgci_queue_atfork_child();
@@ -197,9 +200,7 @@ int cgc_init(const cgc_config_t *cfg) {
     if (cgci_g.cfg.strict > c.strict) c.strict = cgci_g.cfg.strict;
     if (cgci_g.cfg.checkfinalizers > c.checkfinalizers)
       c.checkfinalizers = cgci_g.cfg.checkfinalizers;
-    cgci_queue_lock();
-    cgci_g.cfg = c;
-    cgci_queue_unlock();
+    cgci_queue_reconfigure(&c);
   }
   cgci_queue_ensure_threads();
   return CGC_OK;

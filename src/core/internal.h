@@ -130,6 +130,8 @@ struct cgci_thread {
   int       in_collect;             /* this thread runs the collector */
   int       registered_by_create;   /* started through our pthread_create */
   int       dead;
+  volatile unsigned sig_seen;       /* suspend signals received */
+  void     *start_info;             /* uncollectable start record */
 };
 
 /* ---- globals ----------------------------------------------------------- */
@@ -255,6 +257,9 @@ void  cgci_meta_free_big(void *p, size_t bytes);
 struct cgci_span *cgci_span_new(void);
 void  cgci_span_dispose(struct cgci_span *s);
 void  cgci_sizeclass_init(void);
+void  cgci_meta_lock(void);
+void  cgci_meta_unlock(void);
+void  cgci_meta_atfork_child(void);
 
 /* cgci_span_of -- descriptor of the SMALL or LARGE span containing ADDR, or
  * NULL.  Fast: one subtraction, one compare, one load. */
@@ -348,6 +353,7 @@ void cgci_specials_each(void (*fn)(uintptr_t base, int is_fin, void *data_or_arg
                                    void *site, void *ctx), void *ctx);
 size_t cgci_specials_count(void);
 void cgci_queue_shutdown(void);
+void cgci_queue_reconfigure(const cgc_config_t *cfg);
 size_t cgci_queue_len_fin(void);
 size_t cgci_queue_len_cln(void);
 void cgci_queue_lock(void);

@@ -159,6 +159,17 @@ static CGCI_NOINLINE void scrub(void) {
   volatile char band[8192];
   memset((char *)band, 0, sizeof band);
   __asm__ __volatile__("" : : "r"(band) : "memory");
+  /* vector registers too: the compiler moves pointer pairs through them,
+   * and a stopped thread's registers are scanned from its signal frame */
+  __asm__ __volatile__(
+    "pxor %%xmm0, %%xmm0\n\t" "pxor %%xmm1, %%xmm1\n\t" "pxor %%xmm2, %%xmm2\n\t"
+    "pxor %%xmm3, %%xmm3\n\t" "pxor %%xmm4, %%xmm4\n\t" "pxor %%xmm5, %%xmm5\n\t"
+    "pxor %%xmm6, %%xmm6\n\t" "pxor %%xmm7, %%xmm7\n\t" "pxor %%xmm8, %%xmm8\n\t"
+    "pxor %%xmm9, %%xmm9\n\t" "pxor %%xmm10, %%xmm10\n\t" "pxor %%xmm11, %%xmm11\n\t"
+    "pxor %%xmm12, %%xmm12\n\t" "pxor %%xmm13, %%xmm13\n\t" "pxor %%xmm14, %%xmm14\n\t"
+    "pxor %%xmm15, %%xmm15\n\t"
+    ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory");
 }
 
 /* take_locked -- the next entry this thread may run; 0 none, 1 fin, 2 cln. */
@@ -190,36 +201,45 @@ static void done_locked(int kind, struct inflight *slot) {
   if (kind == 1 && q.fin_len) pthread_cond_broadcast(&q.work);
 }
 
-/* run_one -- take, run and retire one entry; false if none was ready. */
-static CGCI_NOINLINE bool run_one(bool may_fin, bool may_cln, struct inflight *slot) {
+/* run_one -- take and run one entry; 0 if none was ready, else its kind.
+ * The entry is retired (retire) only after the caller scrubbed the stack
+ * and registers, so that a cgc_wait_idle that returns is never followed by
+ * a collection that still sees a stale copy of the entry (spec 10.3 rule 4). */
+static CGCI_NOINLINE int run_one(bool may_fin, bool may_cln, struct inflight *slot) {
   struct fin_ent fe;
   struct cln_ent ce;
   pthread_mutex_lock(&q.mu);
   int kind = take_locked(may_fin, may_cln, slot, &fe, &ce);
   pthread_mutex_unlock(&q.mu);
-  if (kind == 0) return false;
+  if (kind == 0) return 0;
   if (cgci_self) cgci_self->in_callback = 1;
   if (kind == 1) invoke_fin(fe.fn, fe.obj, fe.data);
   else invoke_cln(ce.fn, ce.arg);
   if (cgci_self) cgci_self->in_callback = 0;
   memset(&fe, 0, sizeof fe);
   memset(&ce, 0, sizeof ce);
+  __asm__ __volatile__("" : : "r"(&fe), "r"(&ce) : "memory");
+  return kind;
+}
+
+static CGCI_NOINLINE void retire(int kind, struct inflight *slot) {
   pthread_mutex_lock(&q.mu);
   done_locked(kind, slot);
   pthread_mutex_unlock(&q.mu);
-  return true;
 }
 
-struct cb_arg { int index; int kind; };   /* kind 1 finalizer thread, 2 cleanup */
-
+/* callback_thread -- P is the thread's index, not a pointer: index 0 is
+ * the finalizer thread, the others run cleanups. */
 static void *callback_thread(void *p) {
-  struct cb_arg a = *(struct cb_arg *)p;
-  cgci_free(p, false);
-  cgci_self->is_callback = a.kind;
-  struct inflight *slot = &q.slots[a.index];
-  bool may_fin = a.kind == 1, may_cln = a.kind == 2 || q.k == 0;
+  int index = (int)(uintptr_t)p;
+  int kind = index == 0 ? 1 : 2;
+  cgci_self->is_callback = kind;
+  struct inflight *slot = &q.slots[index];
+  bool may_fin = kind == 1, may_cln = kind == 2 || q.k == 0;
   for (;;) {
-    if (run_one(may_fin, may_cln, slot)) { scrub(); continue; }
+    int kind = run_one(may_fin, may_cln, slot);
+    scrub();
+    if (kind) { retire(kind, slot); continue; }
     pthread_mutex_lock(&q.mu);
     while (!q.stopping && (q.paused ||
            !((may_fin && q.fin_len && !q.fin_running) || (may_cln && q.cln_len))))
@@ -246,11 +266,7 @@ void cgci_queue_ensure_threads(void) {
   pthread_mutex_unlock(&q.mu);
   int n = 0;
   for (int i = 0; i <= k; i++) {
-    struct cb_arg *a = cgc_malloc_atomic(sizeof *a);
-    if (a == NULL) break;
-    a->index = i;
-    a->kind = i == 0 ? 1 : 2;
-    if (cgc_pthread_create(&q.tids[n], NULL, callback_thread, a) != 0) { cgci_free(a, false); break; }
+    if (cgc_pthread_create(&q.tids[n], NULL, callback_thread, (void *)(uintptr_t)i) != 0) break;
     n++;
   }
   pthread_mutex_lock(&q.mu);
@@ -310,9 +326,11 @@ int cgc_run_pending(int max) {
     /* the shared caller slot: serialize callers of cgc_run_pending */
     static pthread_mutex_t caller_mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&caller_mu);
-    bool ran = run_one(true, true, slot);
+    int kind = run_one(true, true, slot);
+    scrub();
+    if (kind) retire(kind, slot);
     pthread_mutex_unlock(&caller_mu);
-    if (!ran) break;
+    if (!kind) break;
     n++;
   }
   scrub();
@@ -324,6 +342,35 @@ void cgc_pause_callbacks(int on) {
   pthread_mutex_lock(&q.mu);
   q.paused = on != 0;
   if (!q.paused) pthread_cond_broadcast(&q.work);
+  pthread_mutex_unlock(&q.mu);
+}
+
+/* stop_threads -- stop and join the callback threads; queued entries stay
+ * queued (cgc_init uses it to apply a new thread configuration). */
+static void stop_threads(void) {
+  pthread_mutex_lock(&q.mu);
+  int n = q.nthreads;
+  q.stopping = 1;
+  pthread_cond_broadcast(&q.work);
+  pthread_mutex_unlock(&q.mu);
+  for (int i = 0; i < n; i++) pthread_join(q.tids[i], NULL);
+  pthread_mutex_lock(&q.mu);
+  q.nthreads = 0;
+  q.started = 0;
+  q.stopping = 0;
+  pthread_mutex_unlock(&q.mu);
+}
+
+/* cgci_queue_reconfigure -- CFG replaces the callback settings; threads
+ * are restarted if their number or the on-demand mode changed. */
+void cgci_queue_reconfigure(const cgc_config_t *cfg) {
+  pthread_mutex_lock(&q.mu);
+  bool restart = q.started && (cfg->on_demand != cgci_g.cfg.on_demand ||
+                               cfg->cleanup_threads != cgci_g.cfg.cleanup_threads);
+  pthread_mutex_unlock(&q.mu);
+  if (restart) stop_threads();
+  pthread_mutex_lock(&q.mu);
+  cgci_g.cfg = *cfg;
   pthread_mutex_unlock(&q.mu);
 }
 

@@ -42,6 +42,13 @@ static void *meta_bump(size_t bytes, size_t align) {
   return (void *)p;
 }
 
+void cgci_meta_lock(void) { pthread_mutex_lock(&meta_mu); }
+void cgci_meta_unlock(void) { pthread_mutex_unlock(&meta_mu); }
+void cgci_meta_atfork_child(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  meta_mu = m;
+}
+
 void *cgci_meta_alloc(size_t bytes) {
   pthread_mutex_lock(&meta_mu);
   void *p = meta_bump((bytes + 15) & ~(size_t)15, 16);

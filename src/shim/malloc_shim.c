@@ -357,10 +357,17 @@ static __attribute__((noinline)) int shim_init(void)
   cgci_shim_mode = parse_mode(cgci_shim_getenv("CGC_MODE"));
   shim_show_stats = env_flag("CGC_SHOW_STATS");
   shim_safe_report = env_flag("CGC_SAFE_REPORT");
-  if (cgc_init(NULL) != CGC_OK)
+  cgci_shim_signals_before_init();
+  int ir = cgc_init(NULL);
+  cgci_shim_signals_after_init();
+  if (ir != CGC_OK)
     shim_die("cgc_init failed");
   cgc_set_error_hook(shim_error_hook);
-  cgci_ext_scan_mappings(1);
+  /* Programs keep malloc'd pointers in memory they map themselves (pools,
+   * arenas, other allocators' chunks): scan those mappings as roots.
+   * CGC_SCAN_MAPPINGS=0 turns it off, for diagnosis only. */
+  const char *sm = cgci_shim_getenv("CGC_SCAN_MAPPINGS");
+  cgci_ext_scan_mappings(sm == NULL || strcmp(sm, "0") != 0);
   cgc_add_roots(boot_static, boot_static + BOOT_STATIC_SIZE);
   switch (cgci_shim_mode) {
   case CGCI_SHIM_SAFE:

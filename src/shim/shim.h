@@ -62,6 +62,14 @@ const char *cgci_shim_getenv(const char *name);
 void *cgci_shim_map(size_t bytes);
 void cgci_shim_unmap(void *p, size_t bytes);
 
+/* ---- Signals (signals.c) ---------------------------------------------- */
+
+extern int cgci_shim_sig[2];        /* the collector's signals, if ours */
+/* Around cgc_init: choose real-time signals for the collector unless the
+ * user did, then start protecting them. */
+void cgci_shim_signals_before_init(void);
+void cgci_shim_signals_after_init(void);
+
 /* ---- Safe mode (quarantine.c) ------------------------------------------ */
 
 void cgci_quarantine_init(void);

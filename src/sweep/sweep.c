@@ -20,7 +20,7 @@
 #include <string.h>
 
 /* cgci_each_span -- call FN on every SMALL and LARGE span, in address
- * order.  FN may free the span it is given (the walk reads npages first). */
+ * order.  FN may free the span it is given. */
 void cgci_each_span(cgci_span_fn fn, void *ctx) {
   size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
   size_t p = 0;
@@ -28,7 +28,13 @@ void cgci_each_span(cgci_span_fn fn, void *ctx) {
     struct cgci_span *s = cgci_g.pagemap[p];
     cgc_assert(s != NULL);                       /* .inv.runs */
     size_t n = s->npages;
-    if (s->state != CGCI_SPAN_FREE) fn(s, ctx);
+    if (s->state != CGCI_SPAN_FREE) {
+      fn(s, ctx);
+      /* FN may have freed S: cgci_pages_free keeps S as the descriptor of
+       * the merged free run, which may extend past the old end */
+      if (s->state == CGCI_SPAN_FREE)
+        n = ((s->start - cgci_g.heap_lo) >> CGCI_PAGE_SHIFT) + s->npages - p;
+    }
     p += n;
   }
 }

@@ -35,6 +35,7 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
   (void)sig; (void)info; (void)uctx;
   int saved_errno = errno;
   struct cgci_thread *t = cgci_self;
+  if (t != NULL) t->sig_seen++;          /* lets wrappers tell our EINTR */
   AO_t gen = AO_load_acquire(&cgci_g.stop_gen);
   if (t == NULL || !(gen & 1) || AO_load(&t->ack_gen) == gen) {
     errno = saved_errno;
@@ -116,25 +117,35 @@ void cgci_stop_world(void) {
     }
     t = next;
   }
-  size_t acked = 0;
+  /* Completion is decided per thread, not by counting semaphore posts: a
+   * thread has stopped when it acknowledged this generation, or when it
+   * has since declared itself BLOCKED (.inv.blocked in threads.c).  The
+   * semaphore only wakes us up; stray posts cost an extra loop. */
   int rounds = 0;
-  while (acked < expected) {
+  uint64_t wait_ms = CGCI_STW_RETRY_MS;
+  (void)expected;
+  for (;;) {
+    bool all = true;
+    for (t = cgci_g.threads; t; t = t->next)
+      if (t->dead == 2 && AO_load_acquire(&t->ack_gen) != gen &&
+          AO_load(&t->state) != CGCI_TS_BLOCKED) { all = false; break; }
+    if (all) break;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += CGCI_STW_RETRY_MS * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    if (sem_timedwait(&cgci_g.ack_sem, &ts) == 0) { acked++; continue; }
-    if (errno == EINTR) continue;
-    /* timeout: re-send to whoever has not acknowledged */
+    ts.tv_nsec += (long)(wait_ms * 1000000);
+    while (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    if (sem_timedwait(&cgci_g.ack_sem, &ts) == 0 || errno == EINTR) continue;
+    /* timeout: re-send to whoever has not answered; back off, since a
+     * duplicate signal can interrupt a system call */
     if (++rounds > CGCI_STW_MAX_ROUNDS) cgci_fatal("threads do not answer the suspend signal");
+    if (wait_ms < 1000) wait_ms *= 2;
     for (t = cgci_g.threads; t; t = t->next)
-      if (t->dead == 2 && AO_load_acquire(&t->ack_gen) != gen)
-        if (send(t, cgci_g.sig_suspend) != 0 && errno == ESRCH) {
-          /* died in between: it will never acknowledge */
-          t->dead = 1;
-          expected--;
-        }
+      if (t->dead == 2 && AO_load_acquire(&t->ack_gen) != gen &&
+          AO_load(&t->state) != CGCI_TS_BLOCKED &&
+          send(t, cgci_g.sig_suspend) != 0 && errno == ESRCH)
+        t->dead = 1;                     /* died in between */
   }
+  while (sem_trywait(&cgci_g.ack_sem) == 0) { }   /* drain stray posts */
   for (t = cgci_g.threads; t; ) {
     struct cgci_thread *next = t->next;
     if (t->dead == 1) drop_dead(t);

@@ -114,6 +114,7 @@ void cgci_thread_unregister_self(void) {
   struct cgci_thread *t = cgci_self;
   if (t == NULL) return;
   cgci_thread_drop_cache(t);
+  if (t->start_info) { cgci_free(t->start_info, false); t->start_info = NULL; }
   cgci_lock();
   cgci_thread_flush_counters(t);
   if (t->prev) t->prev->next = t->next; else cgci_g.threads = t->next;
@@ -175,7 +176,11 @@ static void *trampoline(void *p) {
   struct start_info *si = p;
   void *(*fn)(void *) = si->fn;
   void *arg = si->arg;
-  cgci_free(si, false);          /* ARG lives on in this frame from here */
+  /* ARG lives on in this frame from here.  The record itself is freed at
+   * unregistration, not now: libc's thread descriptor keeps its address,
+   * and a block reused there would be kept alive by it. */
+  si->arg = NULL;
+  if (cgci_self) cgci_self->start_info = si;
   void *r = fn(arg);
   CGC_KEEP_ALIVE(arg);
   return r;
@@ -259,10 +264,53 @@ void *cgc_do_blocking(void *(*fn)(void *), void *arg) {
     return rv_;                                                         \
   }
 
-WRAP(int, nanosleep, (const struct timespec *req, struct timespec *rem), (req, rem))
-WRAP(int, clock_nanosleep, (clockid_t c, int f, const struct timespec *req, struct timespec *rem), (c, f, req, rem))
-WRAP(int, usleep, (useconds_t us), (us))
-WRAP(unsigned, sleep, (unsigned s), (s))
+/* The sleep family retries when the interruption was the collector's (a
+ * late duplicate of the suspend signal can still land in the call): the
+ * program asked to sleep, not to be told about our signals. */
+static int sleep_ns(struct cgci_thread *t, clockid_t c, int flags,
+                    const struct timespec *req, struct timespec *rem) {
+  static int (*real_)(clockid_t, int, const struct timespec *, struct timespec *);
+  if (real_ == NULL)
+    real_ = (int (*)(clockid_t, int, const struct timespec *, struct timespec *))
+            cgci_real_sym("clock_nanosleep");
+  struct timespec left = *req, r2;
+  for (;;) {
+    unsigned seen = t ? t->sig_seen : 0;
+    if (t) cgci_blocking_enter(t);
+    int rv = real_(c, flags, &left, &r2);
+    if (t) cgci_blocking_leave(t);
+    if (rv == EINTR && t && t->sig_seen != seen) {
+      if (!(flags & TIMER_ABSTIME)) left = r2;
+      continue;
+    }
+    if (rv == EINTR && rem && !(flags & TIMER_ABSTIME)) *rem = r2;
+    return rv;
+  }
+}
+
+CGCI_EXPORT int clock_nanosleep(clockid_t c, int f, const struct timespec *req, struct timespec *rem) {
+  struct cgci_thread *t = cgci_self;
+  return sleep_ns(t && !t->in_collect ? t : NULL, c, f, req, rem);
+}
+
+CGCI_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem) {
+  if (req == NULL || req->tv_nsec < 0 || req->tv_nsec >= 1000000000L) { errno = EINVAL; return -1; }
+  int rv = clock_nanosleep(CLOCK_REALTIME, 0, req, rem);
+  if (rv != 0) { errno = rv; return -1; }
+  return 0;
+}
+
+CGCI_EXPORT int usleep(useconds_t us) {
+  struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+  return nanosleep(&ts, NULL);
+}
+
+CGCI_EXPORT unsigned sleep(unsigned s) {
+  struct timespec ts = { (time_t)s, 0 }, rem = {0, 0};
+  if (nanosleep(&ts, &rem) != 0) return (unsigned)rem.tv_sec + (rem.tv_nsec > 0);
+  return 0;
+}
+
 WRAP(int, pause, (void), ())
 WRAP(int, poll, (struct pollfd *fds, nfds_t n, int timeout), (fds, n, timeout))
 WRAP(int, ppoll, (struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *m), (fds, n, ts, m))
