@@ -84,7 +84,9 @@ enum { CGCI_SPAN_FREE = 0, CGCI_SPAN_SMALL = 1, CGCI_SPAN_LARGE = 2 };
 #define CGCI_SF_ZEROED   0x04   /* free run: every byte is zero */
 #define CGCI_SF_RELEASED 0x08   /* free run: returned to the OS */
 
-struct cgci_span {
+/* The first 64 bytes (one cache line; descriptors are 64-byte aligned)
+ * hold everything the mark loop reads for a small object. */
+struct __attribute__((aligned(64))) cgci_span {
   uintptr_t start;               /* first byte */
   uint32_t  npages;              /* pages in the run */
   uint8_t   state;               /* CGCI_SPAN_* */
@@ -252,6 +254,7 @@ struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zero
 void  cgci_pages_free(struct cgci_span *s);
 void  cgci_pages_release_old(size_t keep_bytes); /* return idle runs to the OS */
 void *cgci_meta_alloc(size_t bytes);          /* zeroed, never freed */
+void *cgci_meta_alloc_aligned(size_t bytes, size_t align);
 void *cgci_meta_alloc_big(size_t bytes);      /* page-granular, freeable */
 void  cgci_meta_free_big(void *p, size_t bytes);
 struct cgci_span *cgci_span_new(void);

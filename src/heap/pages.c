@@ -56,6 +56,13 @@ void *cgci_meta_alloc(size_t bytes) {
   return p;    /* fresh meta memory is zero */
 }
 
+void *cgci_meta_alloc_aligned(size_t bytes, size_t align) {
+  pthread_mutex_lock(&meta_mu);
+  void *p = meta_bump((bytes + align - 1) & ~(align - 1), align);
+  pthread_mutex_unlock(&meta_mu);
+  return p;
+}
+
 void *cgci_meta_alloc_big(size_t bytes) {
   bytes = (bytes + CGCI_PAGE_SIZE - 1) & ~(CGCI_PAGE_SIZE - 1);
   pthread_mutex_lock(&meta_mu);
@@ -102,7 +109,7 @@ struct cgci_span *cgci_span_new(void) {
     memset(s, 0, sizeof *s);
     return s;
   }
-  return cgci_meta_alloc(sizeof *s);
+  return cgci_meta_alloc_aligned(sizeof *s, 64);
 }
 
 void cgci_span_dispose(struct cgci_span *s) {

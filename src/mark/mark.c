@@ -107,7 +107,7 @@ void cgci_mark_range(uintptr_t lo, uintptr_t hi) {
  * through a small FIFO after a prefetch of their first line, so by the
  * time an object is scanned its memory is (usually) in cache: marking is
  * bound by cache misses, and this hides most of them. */
-#define PREFETCH_RING 8
+#define PREFETCH_RING 32
 void cgci_mark_drain(void) {
   struct cgci_markent ring[PREFETCH_RING];
   unsigned head = 0, n = 0;
