@@ -153,14 +153,10 @@ static CGCI_NOINLINE void invoke_cln(cgc_cleanup_fn fn, void *arg) {
   pthread_cleanup_pop(0);
 }
 
-/* scrub -- overwrite the dead stack below the caller, so no stale copy of
- * an entry keeps its object alive (spec 10.3 rule 4). */
-static CGCI_NOINLINE void scrub(void) {
-  volatile char band[8192];
-  memset((char *)band, 0, sizeof band);
-  __asm__ __volatile__("" : : "r"(band) : "memory");
-  /* vector registers too: the compiler moves pointer pairs through them,
-   * and a stopped thread's registers are scanned from its signal frame */
+/* scrub_regs -- clear the vector registers: the compiler moves pointer
+ * pairs through them, and a stopped thread's registers are scanned from
+ * its signal frame. */
+static CGCI_NOINLINE void scrub_regs(void) {
   __asm__ __volatile__(
     "pxor %%xmm0, %%xmm0\n\t" "pxor %%xmm1, %%xmm1\n\t" "pxor %%xmm2, %%xmm2\n\t"
     "pxor %%xmm3, %%xmm3\n\t" "pxor %%xmm4, %%xmm4\n\t" "pxor %%xmm5, %%xmm5\n\t"
@@ -170,6 +166,25 @@ static CGCI_NOINLINE void scrub(void) {
     "pxor %%xmm15, %%xmm15\n\t"
     ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
         "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory");
+}
+
+/* scrub -- overwrite 8 KiB of dead stack below the caller and the vector
+ * registers, so no stale copy of an entry keeps its object alive (spec
+ * 10.3 rule 4).  Done before the queues go idle; between two callbacks a
+ * light scrub of the frames the callback trampoline used is enough,
+ * because the next callback overwrites the rest. */
+static CGCI_NOINLINE void scrub(void) {
+  volatile char band[8192];
+  memset((char *)band, 0, sizeof band);
+  __asm__ __volatile__("" : : "r"(band) : "memory");
+  scrub_regs();
+}
+
+static CGCI_NOINLINE void scrub_light(void) {
+  volatile char band[512];
+  memset((char *)band, 0, sizeof band);
+  __asm__ __volatile__("" : : "r"(band) : "memory");
+  scrub_regs();
 }
 
 /* take_locked -- the next entry this thread may run; 0 none, 1 fin, 2 cln. */
@@ -222,8 +237,15 @@ static CGCI_NOINLINE int run_one(bool may_fin, bool may_cln, struct inflight *sl
   return kind;
 }
 
+/* retire -- the entry in SLOT has run.  If the queues are empty, retiring
+ * may make them idle (what cgc_wait_idle waits for): scrub fully first. */
 static CGCI_NOINLINE void retire(int kind, struct inflight *slot) {
   pthread_mutex_lock(&q.mu);
+  if (q.fin_len == 0 && q.cln_len == 0) {
+    pthread_mutex_unlock(&q.mu);
+    scrub();
+    pthread_mutex_lock(&q.mu);
+  }
   done_locked(kind, slot);
   pthread_mutex_unlock(&q.mu);
 }
@@ -238,8 +260,9 @@ static void *callback_thread(void *p) {
   bool may_fin = kind == 1, may_cln = kind == 2 || q.k == 0;
   for (;;) {
     int kind = run_one(may_fin, may_cln, slot);
-    scrub();
+    scrub_light();
     if (kind) { retire(kind, slot); continue; }
+    scrub();
     pthread_mutex_lock(&q.mu);
     while (!q.stopping && (q.paused ||
            !((may_fin && q.fin_len && !q.fin_running) || (may_cln && q.cln_len))))

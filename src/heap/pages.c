@@ -150,6 +150,7 @@ void cgci_heap_init(void) {
   if (m == NULL) cgci_fatal("cannot reserve metadata address space");
   cgci_g.meta_lo = (uintptr_t)m;
   cgci_g.meta_reserved = meta;
+  cgci_os_hint_huge(m, meta);
 }
 
 /* cgci_sizeclass_init -- granule classes to 128 bytes, then four classes

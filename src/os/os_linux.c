@@ -26,8 +26,24 @@ void *cgci_os_reserve(size_t bytes) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#  define MADV_POPULATE_WRITE 23
+#endif
+
+/* cgci_os_commit -- make [P, P+BYTES) usable and fault it in now with one
+ * system call: on virtual machines a page fault costs microseconds, and
+ * the collector commits only what it is about to use.  Kernels before 5.14
+ * lack MADV_POPULATE_WRITE; then pages fault in lazily as usual. */
 bool cgci_os_commit(void *p, size_t bytes) {
-  return mprotect(p, bytes, PROT_READ | PROT_WRITE) == 0;
+  if (mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return false;
+  (void)madvise(p, bytes, MADV_POPULATE_WRITE);
+  return true;
+}
+
+/* cgci_os_hint_huge -- ask for transparent huge pages on [P, P+BYTES):
+ * fewer faults and TLB misses for metadata. */
+void cgci_os_hint_huge(void *p, size_t bytes) {
+  (void)madvise(p, bytes, MADV_HUGEPAGE);
 }
 
 /* cgci_os_release -- give the pages back; they read as zero afterwards. */

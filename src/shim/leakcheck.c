@@ -23,8 +23,12 @@
  * .inv.forget-first: free forgets the block before releasing it, so the
  *   address cannot be reused and recorded by another thread before its
  *   old entry is gone.
- * .assume.unwind: stacks come from _Unwind_Backtrace (works without frame
- *   pointers).  Its first use may allocate; re-entrant allocations
+ * .assume.unwind: by default stacks come from walking frame pointers
+ *   (fast, like LeakSanitizer's default unwinder), bounded by the thread's
+ *   stack; in code built without frame pointers only the first frame (the
+ *   caller of malloc) is reliable.  CGC_LEAK_UNWIND=full uses
+ *   _Unwind_Backtrace (exact with unwind tables, many times slower).
+ *   Either may allocate on first use; re-entrant allocations
  *   (cgci_shim_busy) get the site "unknown".
  */
 #include "shim/shim.h"
@@ -82,6 +86,9 @@ static struct lk_site *lk_sites;        /* LK_MAX_SITES, mmap'd */
 static atomic_uint *lk_slots;           /* site index + 1, 0 = empty */
 static atomic_uint lk_nsites = 1;       /* site 0 = unknown */
 static int lk_depth = 8;                /* CGC_LEAK_DEPTH */
+static int lk_full_unwind;              /* CGC_LEAK_UNWIND=full */
+static __thread uintptr_t t_stack_lo, t_stack_hi
+  __attribute__((tls_model("initial-exec")));
 static int lk_exitcode = 23;            /* CGC_LEAK_EXITCODE */
 static int lk_at_exit = 1;              /* CGC_LEAK_AT_EXIT */
 static int lk_fd = 2;                   /* CGC_LEAK_LOG or stderr */
@@ -154,6 +161,45 @@ static uint32_t lk_site_of(const struct lk_trace *t)
   return 0;
 }
 
+/* lk_stack_bounds -- find (once per thread) the calling thread's stack. */
+static void lk_stack_bounds(void)
+{
+  pthread_attr_t a;
+  void *addr = NULL;
+  size_t size = 0;
+
+  t_stack_hi = 1;                   /* "looked": no second attempt */
+  if (pthread_getattr_np(pthread_self(), &a) != 0)
+    return;
+  if (pthread_attr_getstack(&a, &addr, &size) == 0 && addr != NULL) {
+    t_stack_lo = (uintptr_t)addr;
+    t_stack_hi = (uintptr_t)addr + size;
+  }
+  pthread_attr_destroy(&a);
+}
+
+/* lk_walk_frames -- follow the frame-pointer chain from our own frame.
+ * Every frame address must lie inside this thread's stack and grow, so a
+ * caller that uses %rbp for data ends the walk instead of crashing it. */
+static __attribute__((noinline)) void lk_walk_frames(struct lk_trace *t)
+{
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+
+  while (t->n < t->max) {
+    if (fp < t_stack_lo || fp > t_stack_hi - 16 || (fp & 7) != 0)
+      break;
+    uintptr_t next = ((const uintptr_t *)fp)[0];
+    uintptr_t ra = ((const uintptr_t *)fp)[1];
+    if (ra < 4096)
+      break;
+    if (ra < lk_self_lo || ra >= lk_self_hi)
+      t->pc[t->n++] = ra;
+    if (next <= fp)
+      break;
+    fp = next;
+  }
+}
+
 static uint32_t lk_current_site(void)
 {
   struct lk_trace t;
@@ -163,7 +209,13 @@ static uint32_t lk_current_site(void)
   t.n = 0;
   t.max = lk_depth;
   cgci_shim_busy++;
-  _Unwind_Backtrace(lk_unwind_cb, &t);
+  if (lk_full_unwind) {
+    _Unwind_Backtrace(lk_unwind_cb, &t);
+  } else {
+    if (t_stack_hi == 0)
+      lk_stack_bounds();
+    lk_walk_frames(&t);
+  }
   cgci_shim_busy--;
   return t.n > 0 ? lk_site_of(&t) : 0;
 }
@@ -352,6 +404,8 @@ void cgci_leak_init(void)
   if (lk_depth > LK_MAX_DEPTH)
     lk_depth = LK_MAX_DEPTH;
   lk_exitcode = lk_env_int("CGC_LEAK_EXITCODE", 23);
+  const char *uw = cgci_shim_getenv("CGC_LEAK_UNWIND");
+  lk_full_unwind = uw != NULL && strcmp(uw, "full") == 0;
   lk_at_exit = lk_env_int("CGC_LEAK_AT_EXIT", 1);
   const char *log = cgci_shim_getenv("CGC_LEAK_LOG");
   if (log != NULL && *log) {
