@@ -9,8 +9,9 @@
  *   M1 mark from roots: data segments, registered ranges, stacks, registers,
  *      TLS, uncollectable blocks, finalizer data, cleanup args, weak cells,
  *      queued and in-flight callback entries
- *   M2 scan the contents of finalizable objects without marking them
- *      (debug checker here, when on)
+ *   M2 scan the contents of finalizable objects without marking them (in
+ *      the same walk of the specials as their M1 roots; debug checker
+ *      here, when on)
  *   M3 resolve specials: queue finalizers (resurrecting their objects) and
  *      cleanups, clear weak handles
  *   M4 sweep span metadata; return idle free runs to the OS; set the next
@@ -63,14 +64,10 @@ static void do_collect(struct cycle *c) {
 
   cgci_sweep_clear_marks();
   mark_lists(c);
-  /* M1 */
+  /* M1, with M2 folded into the walk of the specials */
   cgci_roots_mark_all();
   cgci_specials_mark_roots();
   cgci_queue_mark_roots();
-  cgci_mark_drain();
-  cgci_mark_recover_overflow(false);
-  /* M2 */
-  cgci_specials_mark_finalizable();
   cgci_mark_drain();
   cgci_mark_recover_overflow(true);
   if (cgci_g.cfg.checkfinalizers > 0) cgci_checker_run();

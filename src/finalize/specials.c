@@ -372,19 +372,33 @@ void cgc_debug_on_free(void *base, volatile int *flag) {
 
 /* ---- collection phases ------------------------------------------------------------ */
 
+/* EACH_REC -- every record, bucket by bucket; the records of a few
+ * buckets ahead are prefetched, since the walk is bound by cache misses. */
 #define EACH_REC(r)                                                       \
   for (size_t i_ = 0; i_ < sp.cap; i_++)                                  \
-    for (struct cgci_special *r = sp.tab[i_], *n_ = r ? r->hnext : NULL;  \
+    for (struct cgci_special *r = (i_ + 8 < sp.cap && sp.tab[i_ + 8]       \
+           ? __builtin_prefetch(sp.tab[i_ + 8]) : (void)0, sp.tab[i_]),    \
+           *n_ = r ? r->hnext : NULL;                                      \
          r != NULL; r = n_, n_ = r ? r->hnext : NULL)
 
+/* cgci_specials_mark_roots -- M1 and M2 in one walk (they share the mark
+ * stack and their order does not matter): finalizer data, cleanup args and
+ * weak cells are roots; the contents of every finalizable object are
+ * pushed without marking the object itself.  The caller drains. */
 void cgci_specials_mark_roots(void) {
   EACH_REC(r) {
-    if (r->has_fin) cgci_mark_word((uintptr_t)r->fin_data);
+    if (r->has_fin) {
+      cgci_mark_word((uintptr_t)r->fin_data);
+      struct cgci_span *s = cgci_span_of(r->base);
+      if (s != NULL && s->kind != CGCI_KIND_ATOMIC)
+        cgci_mark_push(r->base, r->base + cgci_block_size(s));
+    }
     for (struct cgci_cln *c = r->clns; c; c = c->next) cgci_mark_word((uintptr_t)c->arg);
     for (struct cgci_weakrec *w = r->weaks; w; w = w->next) cgci_mark_word((uintptr_t)w->cell);
   }
 }
 
+/* cgci_specials_mark_finalizable -- M2 alone, for overflow recovery. */
 void cgci_specials_mark_finalizable(void) {
   EACH_REC(r) {
     if (!r->has_fin) continue;

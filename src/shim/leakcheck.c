@@ -232,7 +232,8 @@ static size_t lk_hash_ptr(uintptr_t p)
 
 static struct lk_shard *lk_shard_of(uintptr_t p)
 {
-  return &lk_shard[lk_hash_ptr(p) >> 7 & (LK_SHARDS - 1)];
+  /* Top bits pick the shard, low bits the slot inside it. */
+  return &lk_shard[lk_hash_ptr(p) >> 60 & (LK_SHARDS - 1)];
 }
 
 /* lk_find -- the entry for hidden key H in S, or NULL. */
