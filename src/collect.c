@@ -142,10 +142,16 @@ void cgci_collect_locked(const char *reason) {
   if (pause > cgci_g.st.pause_max_ns) cgci_g.st.pause_max_ns = pause;
   cgci_g.st.mark_ns_total += mark;
   cgci_g.st.sweep_ns_total += sweep;
-  if (cgci_g.trace)
+  if (cgci_g.trace) {
+    /* callbacks that ran since the previous collection */
+    uint64_t fr = cgci_g.st.finalizers_run - cgci_g.trace_fin_run;
+    uint64_t cr = cgci_g.st.cleanups_run - cgci_g.trace_cln_run;
+    cgci_g.trace_fin_run = cgci_g.st.finalizers_run;
+    cgci_g.trace_cln_run = cgci_g.st.cleanups_run;
     cgci_trace_cycle(cgci_g.st.collections, pause, mark, sweep, c.heap_before,
                      heap_bytes(), cgci_g.live_bytes + cgci_g.trigger, cgci_g.nthreads,
-                     cgci_g.root_bytes, cgci_cycle_fin_queued, cgci_cycle_cln_queued);
+                     cgci_g.root_bytes, cgci_cycle_fin_queued, fr, cgci_cycle_cln_queued, cr);
+  }
   if (cgci_g.cfg.checkfinalizers > 0)
     cgci_log("cgc checkfinalizers: finalizers queued=%zu cleanups queued=%zu\n",
              cgci_queue_len_fin(), cgci_queue_len_cln());

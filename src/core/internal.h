@@ -203,6 +203,7 @@ struct cgci_globals {
   /* configuration */
   cgc_config_t cfg;
   int       trace;                  /* CGC_TRACE */
+  uint64_t  trace_fin_run, trace_cln_run; /* callbacks run at the last trace */
   int       show_stats;             /* CGC_SHOW_STATS */
   int       verbose;
   uint64_t  t_start_ns;
@@ -374,7 +375,7 @@ void cgci_collect_locked(const char *reason);
 void cgci_trace_cycle(uint64_t n, uint64_t pause_ns, uint64_t mark_ns,
                       uint64_t sweep_ns, size_t before, size_t after,
                       size_t goal, size_t nthreads, size_t root_bytes,
-                      uint64_t finq, uint64_t clnq);
+                      uint64_t finq, uint64_t finr, uint64_t clnq, uint64_t clnr);
 void cgci_stats_atexit(void);
 
 #endif /* CGC_CORE_INTERNAL_H */

@@ -184,9 +184,16 @@ static void lk_stack_bounds(void)
 static __attribute__((noinline)) void lk_walk_frames(struct lk_trace *t)
 {
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+  uintptr_t lo = t_stack_lo, hi = t_stack_hi;
 
+  if (hi <= lo) {
+    /* Unknown stack (a thread made without pthread_create): trust only
+     * the page our own frame is on. */
+    lo = fp;
+    hi = (fp | 4095) + 1;
+  }
   while (t->n < t->max) {
-    if (fp < t_stack_lo || fp > t_stack_hi - 16 || (fp & 7) != 0)
+    if (fp < lo || fp > hi - 16 || (fp & 7) != 0)
       break;
     uintptr_t next = ((const uintptr_t *)fp)[0];
     uintptr_t ra = ((const uintptr_t *)fp)[1];

@@ -7,7 +7,9 @@
  *
  *   cgc: gc 12 @1.234s: pause 0.812 ms (mark 0.700 + sweep 0.112),
  *        heap 33.1 -> 17.9 -> 35.8 MB goal, 3 threads, 412 KB roots,
- *        fin 2 queued, cln 7 queued
+ *        fin 2 queued 1 run, cln 7 queued 7 run
+ *
+ * "run" counts the callbacks that finished since the previous collection.
  */
 #include "core/internal.h"
 #include <stdio.h>
@@ -28,7 +30,7 @@ static void fmt_mb(char *buf, size_t len, uint64_t bytes) {
 void cgci_trace_cycle(uint64_t n, uint64_t pause_ns, uint64_t mark_ns,
                       uint64_t sweep_ns, size_t before, size_t after,
                       size_t goal, size_t nthreads, size_t root_bytes,
-                      uint64_t finq, uint64_t clnq) {
+                      uint64_t finq, uint64_t finr, uint64_t clnq, uint64_t clnr) {
   char at[32], p[32], m[32], s[32], b[32], a[32], g[32];
   fmt_ms(at, sizeof at, cgci_os_now_ns() - cgci_g.t_start_ns);
   fmt_ms(p, sizeof p, pause_ns);
@@ -41,9 +43,10 @@ void cgci_trace_cycle(uint64_t n, uint64_t pause_ns, uint64_t mark_ns,
   unsigned long long ms_total = (cgci_os_now_ns() - cgci_g.t_start_ns) / 1000000;
   cgci_log("cgc: gc %llu @%llu.%03llus: pause %s ms (mark %s + sweep %s), "
            "heap %s -> %s -> %s MB goal, %zu threads, %zu KB roots, "
-           "fin %llu queued, cln %llu queued\n",
+           "fin %llu queued %llu run, cln %llu queued %llu run\n",
            (unsigned long long)n, ms_total / 1000, ms_total % 1000, p, m, s, b, a, g,
-           nthreads, root_bytes / 1024, (unsigned long long)finq, (unsigned long long)clnq);
+           nthreads, root_bytes / 1024, (unsigned long long)finq, (unsigned long long)finr,
+           (unsigned long long)clnq, (unsigned long long)clnr);
   (void)at;
 }
 

@@ -322,3 +322,30 @@ WRAP(int, sigsuspend, (const sigset_t *m), (m))
 WRAP(int, sigwaitinfo, (const sigset_t *m, siginfo_t *i), (m, i))
 WRAP(int, sigtimedwait, (const sigset_t *m, siginfo_t *i, const struct timespec *ts), (m, i, ts))
 WRAP(int, sigwait, (const sigset_t *m, int *s), (m, s))
+
+/* ---- signal masks ---------------------------------------------------------------- */
+
+/* A thread that blocks the suspend signal could never be stopped: the
+ * collector would wait for it forever.  The mask functions are wrapped to
+ * leave that one signal deliverable (Boehm does the same). */
+static const sigset_t *allow_suspend(int how, const sigset_t *set, sigset_t *copy) {
+  if (set == NULL || how == SIG_UNBLOCK || !cgci_ready()) return set;
+  if (!sigismember(set, cgci_g.sig_suspend)) return set;
+  *copy = *set;
+  sigdelset(copy, cgci_g.sig_suspend);
+  return copy;
+}
+
+CGCI_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+  static int (*real_)(int, const sigset_t *, sigset_t *);
+  if (real_ == NULL) real_ = (int (*)(int, const sigset_t *, sigset_t *))cgci_real_sym("pthread_sigmask");
+  sigset_t copy;
+  return real_(how, allow_suspend(how, set, &copy), old);
+}
+
+CGCI_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+  static int (*real_)(int, const sigset_t *, sigset_t *);
+  if (real_ == NULL) real_ = (int (*)(int, const sigset_t *, sigset_t *))cgci_real_sym("sigprocmask");
+  sigset_t copy;
+  return real_(how, allow_suspend(how, set, &copy), old);
+}
