@@ -456,7 +456,7 @@ void *cgc_realloc(void *p, size_t n) {
   }
   if (n == 0) { cgc_free(p); return NULL; }
   size_t old = cgci_block_size(s) - 1;
-  int kind = s->kind == CGCI_KIND_ATOMIC ? CGCI_KIND_ATOMIC : CGCI_KIND_NORMAL;
+  int kind = s->kind;                /* scanned, atomic or uncollectable */
   if (n <= old && (n >= old / 2 || old < 64)) return p;
   void *q = cgci_alloc(n, kind, true);
   if (q == NULL) return NULL;

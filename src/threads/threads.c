@@ -336,14 +336,16 @@ static const sigset_t *allow_suspend(int how, const sigset_t *set, sigset_t *cop
   return copy;
 }
 
-CGCI_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
+/* Weak: the malloc shim (src/shim/signals.c) has stronger versions that
+ * also protect the restart signal. */
+CGCI_EXPORT __attribute__((weak)) int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) {
   static int (*real_)(int, const sigset_t *, sigset_t *);
   if (real_ == NULL) real_ = (int (*)(int, const sigset_t *, sigset_t *))cgci_real_sym("pthread_sigmask");
   sigset_t copy;
   return real_(how, allow_suspend(how, set, &copy), old);
 }
 
-CGCI_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
+CGCI_EXPORT __attribute__((weak)) int sigprocmask(int how, const sigset_t *set, sigset_t *old) {
   static int (*real_)(int, const sigset_t *, sigset_t *);
   if (real_ == NULL) real_ = (int (*)(int, const sigset_t *, sigset_t *))cgci_real_sym("sigprocmask");
   sigset_t copy;
