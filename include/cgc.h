@@ -87,7 +87,8 @@ CGC_API int cgc_init(const cgc_config_t *cfg);
 
 /* cgc_shutdown -- stop the finalizer and cleanup threads.  Queued
  * callbacks are discarded unless run_pending_at_shutdown was set.  Memory
- * stays valid; allocation afterwards re-initializes the callback threads. */
+ * stays valid; the next cgc_init, cgc_set_finalizer, cgc_add_cleanup or
+ * cgc_wait_idle starts the callback threads again. */
 CGC_API void cgc_shutdown(void);
 
 /* ---- Allocation ------------------------------------------------------- */

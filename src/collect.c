@@ -108,7 +108,12 @@ static void do_collect(struct cycle *c) {
     if (trig < ((size_t)256 << 10)) trig = (size_t)256 << 10;
   }
   cgci_g.trigger = trig;
-  cgci_pages_release_old(trig);
+  /* keep at most the allocation budget resident, and never more than the
+   * live heap (or the minimum heap) when pacing is off */
+  size_t keep = trig;
+  size_t cap = live > cgci_g.min_heap ? live : cgci_g.min_heap;
+  if (keep > cap && cgci_g.gc_percent < 0) keep = cap;
+  cgci_pages_release_old(keep);
   cgci_g.alloc_since_gc = 0;
   cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;
 
@@ -152,9 +157,11 @@ void cgci_collect_locked(const char *reason) {
                      heap_bytes(), cgci_g.live_bytes + cgci_g.trigger, cgci_g.nthreads,
                      cgci_g.root_bytes, cgci_cycle_fin_queued, fr, cgci_cycle_cln_queued, cr);
   }
-  if (cgci_g.cfg.checkfinalizers > 0)
+  if (cgci_g.cfg.checkfinalizers > 0) {
+    cgci_checker_report();
     cgci_log("cgc checkfinalizers: finalizers queued=%zu cleanups queued=%zu\n",
              cgci_queue_len_fin(), cgci_queue_len_cln());
+  }
   if (cgci_cycle_fin_queued || cgci_cycle_cln_queued) cgci_queue_wake();
 }
 

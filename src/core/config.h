@@ -1,6 +1,7 @@
 /* config.h -- tunables, each with what it trades.  Every one can be
- * overridden from CMake (-D...); most also by an environment variable read
- * at initialisation (see docs/usage.md).
+ * overridden at build time (for example CMAKE_C_FLAGS=-DCGCI_MIN_HEAP=...);
+ * several also by an environment variable read at initialisation (see
+ * docs/usage.md).
  */
 #ifndef CGC_CORE_CONFIG_H
 #define CGC_CORE_CONFIG_H
@@ -49,9 +50,10 @@
 #  define CGCI_MIN_HEAP ((size_t)4 << 20)
 #endif
 
-/* A free run not reused for this many collections is returned to the OS
- * with MADV_DONTNEED.  0 returns memory at the end of every collection
- * (least RSS, most page faults). */
+/* At the end of a collection, resident free pages beyond the allocation
+ * budget until the next collection are returned to the OS with
+ * MADV_DONTNEED.  Runs that have stayed free for at least this many
+ * collections go first; younger ones only if that is not enough. */
 #ifndef CGCI_RELEASE_AGE
 #  define CGCI_RELEASE_AGE 1
 #endif

@@ -98,7 +98,7 @@ struct __attribute__((aligned(64))) cgci_span {
   uint32_t  magic;               /* ceil(2^32 / slot): offset -> index */
   uint32_t  nmarked;             /* set bits (.inv.nmarked) */
   uint64_t  mark[CGCI_MARK_WORDS]; /* mark bits = allocation map */
-  size_t    large_bytes;         /* large: bytes requested + 1 */
+  size_t    large_bytes;         /* large: the whole run, npages * 4 KiB */
   struct cgci_span *next, *prev; /* partial list or free-run bucket */
   uint64_t  free_gc;             /* free run: collection it became free */
   struct cgci_span *rel_next;    /* release candidates (pages.c) */
@@ -366,6 +366,7 @@ void cgci_queue_unlock(void);
 void cgci_queue_atfork_child(void);
 void cgci_queue_ensure_threads(void);
 void cgci_checker_run(void);
+void cgci_checker_report(void);
 extern CGCI_HIDDEN uint64_t cgci_cycle_fin_queued, cgci_cycle_cln_queued;
 
 /* ---- collect.c ---------------------------------------------------------- */

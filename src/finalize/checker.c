@@ -105,6 +105,19 @@ static void describe_site(void *site, char *buf, size_t len) {
     snprintf(buf, len, "%p", site);
 }
 
+/* Findings are recorded with the world stopped and printed after it
+ * restarts (cgci_checker_report): symbolizing takes the loader's lock,
+ * which a stopped thread inside dlopen could hold. */
+#define PATH_MAX_LEN 16
+struct finding {
+  uintptr_t base;
+  void *site;
+  int is_fin;
+  int npath;
+  uintptr_t path[PATH_MAX_LEN];
+};
+static struct finding *findings;     /* meta memory, CHECK_MAX_REPORTS */
+
 static void check_one(uintptr_t base, int is_fin, void *data_or_arg, void *site, void *ctx) {
   (void)ctx;
   if (ck.reports >= CHECK_MAX_REPORTS) return;
@@ -117,30 +130,49 @@ static void check_one(uintptr_t base, int is_fin, void *data_or_arg, void *site,
   void *b = cgci_find_base((uintptr_t)data_or_arg, NULL, NULL);
   if (b) visit((uintptr_t)b, seed_parent);
   if (!reaches(base)) return;
-  ck.reports++;
+  struct finding *f = &findings[ck.reports++];
+  f->base = base;
+  f->site = site;
+  f->is_fin = is_fin;
+  f->npath = 0;
   if (is_fin) cgci_g.st.finalizer_cycles_seen++;
-  char where[256];
-  describe_site(site, where, sizeof where);
-  cgci_log("cgc checkfinalizers: value at %p is reachable from %s (registered at %s)\n",
-           (void *)base, is_fin ? "finalizer" : "cleanup or cleanup argument", where);
-  if (cgci_g.cfg.checkfinalizers >= 2) {
-    cgci_log("cgc checkfinalizers:   path: %p", (void *)base);
-    uintptr_t p = parent_of(base);
-    for (int depth = 0; p > 1 && depth < 64; depth++) {
-      cgci_log(" <- %p", (void *)p);
-      if (p == base) break;
-      p = parent_of(p);
-    }
-    cgci_log(" <- %s\n", is_fin ? "finalizer (object contents or data)" : "cleanup arg");
+  uintptr_t p = parent_of(base);
+  while (p > 1 && f->npath < PATH_MAX_LEN) {
+    f->path[f->npath++] = p;
+    if (p == base) break;
+    p = parent_of(p);
   }
 }
 
+/* cgci_checker_run -- with the world stopped, before M3. */
 void cgci_checker_run(void) {
+  if (findings == NULL) findings = cgci_meta_alloc(CHECK_MAX_REPORTS * sizeof *findings);
   ck.reports = 0;
   ck.truncated = false;
   cgci_specials_each(check_one, NULL);
-  if (ck.reports > 0) {
-    cgci_log("cgc checkfinalizers: detected possible issues with cleanups and/or finalizers\n");
-    if (cgci_g.cfg.strict) cgci_fatal("detected possible issues with cleanups and/or finalizers");
+}
+
+/* cgci_checker_report -- after the world restarted: print what the last
+ * check found. */
+void cgci_checker_report(void) {
+  if (ck.reports == 0) return;
+  for (int i = 0; i < ck.reports; i++) {
+    struct finding *f = &findings[i];
+    char where[256];
+    describe_site(f->site, where, sizeof where);
+    cgci_log("cgc checkfinalizers: value at %p is reachable from %s (registered at %s)\n",
+             (void *)f->base, f->is_fin ? "finalizer" : "cleanup or cleanup argument", where);
+    if (cgci_g.cfg.checkfinalizers >= 2) {
+      char line[1024];
+      int n = snprintf(line, sizeof line, "cgc checkfinalizers:   path: %p", (void *)f->base);
+      for (int k = 0; k < f->npath && n < (int)sizeof line - 40; k++)
+        n += snprintf(line + n, sizeof line - (size_t)n, " <- %p", (void *)f->path[k]);
+      snprintf(line + n, sizeof line - (size_t)n, " <- %s\n",
+               f->is_fin ? "finalizer (object contents or data)" : "cleanup arg");
+      cgci_log("%s", line);
+    }
   }
+  cgci_log("cgc checkfinalizers: detected possible issues with cleanups and/or finalizers\n");
+  ck.reports = 0;
+  if (cgci_g.cfg.strict) cgci_fatal("detected possible issues with cleanups and/or finalizers");
 }

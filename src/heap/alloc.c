@@ -457,7 +457,12 @@ void *cgc_realloc(void *p, size_t n) {
   if (n == 0) { cgc_free(p); return NULL; }
   size_t old = cgci_block_size(s) - 1;
   int kind = s->kind;                /* scanned, atomic or uncollectable */
-  if (n <= old && (n >= old / 2 || old < 64)) return p;
+  if (n <= old && (n >= old / 2 || old < 64)) {
+    /* shrink in place; clear the dropped tail of a scanned block so stale
+     * pointers there keep nothing alive */
+    if (kind != CGCI_KIND_ATOMIC) memset((char *)p + n, 0, old - n);
+    return p;
+  }
   void *q = cgci_alloc(n, kind, true);
   if (q == NULL) return NULL;
   memcpy(q, p, n < old ? n : old);

@@ -311,7 +311,7 @@ struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zero
   if (r != NULL) {
     run_remove(r);
   } else {
-    /* extend the frontier; merge with a free run that ends at it */
+    /* extend the frontier */
     r = grow_frontier(need);
     if (r == NULL) return NULL;
   }

@@ -39,7 +39,8 @@ void cgci_roots_init(void) {
   if (size != 0 && cgci_g.tcb_size != 0 && size > cgci_g.tcb_size)
     cgci_g.static_tls_size = size - cgci_g.tcb_size;
   else {
-    /* unknown glibc: fall back to the TLS segments we can see (roots_tls_fallback) */
+    /* not glibc, or a glibc without these private symbols: TLS is then
+     * not scanned (documented in docs/usage.md) */
     cgci_g.static_tls_size = 0;
     cgci_g.tcb_size = 0;
   }
