@@ -10,6 +10,7 @@
 void cgc_collect(void) {
   cgci_ensure_init();
   if (cgci_self == NULL) cgci_thread_register_self(-1);
+  cgci_mark_start_helpers();
   cgci_lock();
   cgci_collect_locked("explicit");
   cgci_unlock();

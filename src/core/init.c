@@ -150,6 +150,7 @@ static void atfork_child(void) {
   pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
   cgci_g.lock = fresh;
   cgci_meta_atfork_child();
+  cgci_mark_atfork_child();
   cgci_g.lock_owner = 0;
   cgci_atfork_child_threads();
   cgci_queue_atfork_child();

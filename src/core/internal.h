@@ -317,6 +317,9 @@ void cgci_mark_drain(void);
 void cgci_mark_recover_overflow(bool with_finalizable);
 bool cgci_mark_object(void *base);                      /* set bit, push */
 bool cgci_is_marked(uintptr_t base);
+void cgci_mark_start_helpers(void);
+void cgci_mark_atfork_child(void);
+bool cgci_mark_stack_owned(uintptr_t lo, uintptr_t hi);
 
 /* ---- sweep/sweep.c ------------------------------------------------------ */
 void cgci_sweep_clear_marks(void);

@@ -270,6 +270,7 @@ static void *alloc_common(size_t n, int kind, bool may_collect, size_t align, in
   size_t need = n + 1;                        /* the hidden byte (spec 1) */
   void *p;
   bool zeroed;
+  cgci_mark_start_helpers();                  /* no-op unless the heap grew */
   cgci_lock();
   if (t != NULL) cgci_thread_flush_counters(t);
   if (may_collect) cgci_check_trigger_locked();

@@ -1,59 +1,140 @@
 /* mark.c -- the mark phase: set the mark bit of every block reachable from
- * the roots, conservatively.
+ * the roots, conservatively, on one or several threads.
  *
  * Design: docs/design/mark.md.  Runs only with the world stopped and the
  * collector lock held; never allocates from the collected heap.
  *
- * .inv.pushed: a NORMAL block is pushed on the mark stack exactly when its
- *   bit goes from clear to set; ATOMIC blocks are marked, never pushed.
+ * .inv.pushed: a NORMAL block is pushed on some mark stack when its bit
+ *   goes from clear to set (in parallel marking two markers may both see it
+ *   clear and push it twice: harmless, the scan is idempotent); ATOMIC
+ *   blocks are marked, never pushed.
  * .inv.uncoll: bits of UNCOLL spans are their allocation map and are never
  *   set or cleared here; their blocks are scanned as roots (roots.c).
- * .inv.done: when the stack is empty and mstack_overflow is clear, every
- *   block reachable from a scanned range is marked.
- * .overflow: when the stack cannot grow, the push is dropped (the block is
- *   already marked) and mstack_overflow is set; cgci_mark_recover_overflow
+ * .inv.done: when every mark stack is empty and no overflow is pending,
+ *   every block reachable from a scanned range is marked.
+ * .overflow: when a stack cannot grow, the push is dropped (the block is
+ *   already marked) and the overflow flag is set; cgci_mark_recover_overflow
  *   then rescans every marked block, which restores .inv.done.  Each round
  *   scans at least the dropped blocks, so it terminates.
  * .assume.align: words are read at 8-byte alignment; a pointer stored
  *   unaligned is not seen (documented limit).
+ *
+ * Parallel marking.  Roots are scanned by the collecting thread into its
+ * own stack.  Draining then runs on up to CGC_MARKERS threads (default: the
+ * number of CPUs, at most 8) when the heap is large enough to pay for
+ * waking them: each marker drains its own stack and, when another marker
+ * is waiting for work, hands over the oldest half of its stack (the roots
+ * of the biggest unexplored subgraphs) through a shared pool of chunks.
+ * Mark bits are then set with compare-and-swap.  Marking ends when no
+ * marker is active and the pool is empty.
  */
 #include "core/internal.h"
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-void cgci_mark_init(void) {
-  cgci_g.mstack_cap = CGCI_MSTACK_INIT < cgci_g.mstack_max ? CGCI_MSTACK_INIT : cgci_g.mstack_max;
-  cgci_g.mstack = cgci_os_map(cgci_g.mstack_cap * sizeof(struct cgci_markent));
-  if (cgci_g.mstack == NULL) cgci_fatal("cannot map the mark stack");
+struct marker {
+  struct cgci_markent *stack;     /* own mapping */
+  size_t top, cap;
+  size_t bytes;                   /* bytes marked by this marker */
+  int overflow;
+};
+
+#define MAX_MARKERS 8
+#define CHUNK 128
+#define PREFETCH_RING 32          /* a power of two */
+#define PAR_MIN_HEAP ((size_t)16 << 20)   /* CGC_PAR_MIN_HEAP overrides */
+
+struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
+
+static struct marker markers[MAX_MARKERS];   /* [0]: the collecting thread */
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t work;            /* pool not empty, or phase over */
+  pthread_cond_t start;           /* a parallel phase begins */
+  pthread_cond_t done;            /* all helpers parked */
+  struct chunk *full, *spare;     /* shared work, recycled chunks */
+  volatile int waiting;           /* markers waiting for work */
+  int active;                     /* markers working in this phase */
+  int parked;                     /* helpers parked between phases */
+  unsigned phase;                 /* incremented per parallel phase */
+  int nhelpers;                   /* started helper threads */
+  int nmarkers;                   /* wanted, including the collector */
+  size_t min_heap;                /* heap size that starts the helpers */
+  int disabled;                   /* during overflow recovery */
+} par = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
+          .start = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+static void marker_init(struct marker *m) {
+  m->cap = CGCI_MSTACK_INIT < cgci_g.mstack_max ? CGCI_MSTACK_INIT : cgci_g.mstack_max;
+  m->stack = cgci_os_map(m->cap * sizeof(struct cgci_markent));
+  if (m->stack == NULL) cgci_fatal("cannot map a mark stack");
+  m->top = 0;
 }
 
-static CGCI_NOINLINE bool mstack_grow(void) {
-  if (cgci_g.mstack_cap >= cgci_g.mstack_max) return false;
-  size_t ncap = cgci_g.mstack_cap * 2;
+void cgci_mark_init(void) {
+  marker_init(&markers[0]);
+  cgci_g.mstack = markers[0].stack;
+  cgci_g.mstack_cap = markers[0].cap;
+  const char *e = cgci_os_getenv("CGC_MARKERS");
+  int n = cgci_os_ncpu();
+  if (e != NULL) { n = 0; for (; *e >= '0' && *e <= '9'; e++) n = n * 10 + (*e - '0'); }
+  if (n < 1) n = 1;
+  if (n > MAX_MARKERS) n = MAX_MARKERS;
+  par.nmarkers = n;
+  par.min_heap = PAR_MIN_HEAP;
+  if ((e = cgci_os_getenv("CGC_PAR_MIN_HEAP")) != NULL) {
+    size_t v = 0;
+    for (; *e >= '0' && *e <= '9'; e++) v = v * 10 + (size_t)(*e - '0');
+    par.min_heap = v;
+  }
+}
+
+static CGCI_NOINLINE bool mstack_grow(struct marker *m) {
+  if (m->cap >= cgci_g.mstack_max) return false;
+  size_t ncap = m->cap * 2;
   if (ncap > cgci_g.mstack_max) ncap = cgci_g.mstack_max;
-  void *p = cgci_os_remap(cgci_g.mstack, cgci_g.mstack_cap * sizeof(struct cgci_markent),
+  void *p = cgci_os_remap(m->stack, m->cap * sizeof(struct cgci_markent),
                           ncap * sizeof(struct cgci_markent));
   if (p == NULL) return false;
-  cgci_g.mstack = p;
-  cgci_g.mstack_cap = ncap;
+  m->stack = p;
+  m->cap = ncap;
+  if (m == &markers[0]) { cgci_g.mstack = p; cgci_g.mstack_cap = ncap; }
   return true;
 }
 
-static inline void push(uintptr_t lo, uintptr_t hi) {
-  if (CGCI_UNLIKELY(cgci_g.mstack_top == cgci_g.mstack_cap) && !mstack_grow()) {
-    cgci_g.mstack_overflow = 1;
+static inline void push(struct marker *m, uintptr_t lo, uintptr_t hi) {
+  if (CGCI_UNLIKELY(m->top == m->cap) && !mstack_grow(m)) {
+    m->overflow = 1;
     return;
   }
-  struct cgci_markent *e = &cgci_g.mstack[cgci_g.mstack_top++];
+  struct cgci_markent *e = &m->stack[m->top++];
   e->lo = lo;
   e->hi = hi;
 }
 
-void cgci_mark_push(uintptr_t lo, uintptr_t hi) { if (hi > lo) push(lo, hi); }
+void cgci_mark_push(uintptr_t lo, uintptr_t hi) { if (hi > lo) push(&markers[0], lo, hi); }
+
+/* set_bit -- set BIT in *W; false if it was already set.  PAR: other
+ * markers run at the same time, use compare-and-swap. */
+static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_) {
+  uint64_t old = *w;
+  if (old & bit) return false;
+  if (!par_) { *w = old | bit; return true; }
+  AO_t *aw = (AO_t *)(void *)w;
+  do {
+    old = (uint64_t)AO_load(aw);
+    if (old & bit) return false;
+  } while (!AO_compare_and_swap(aw, (AO_t)old, (AO_t)(old | bit)));
+  return true;
+}
 
 /* mark_one -- the candidate pointer W: mark and push the block it points
  * into, if any.  Kept small: it runs for every word scanned. */
-static inline void mark_one(uintptr_t w, uintptr_t heap_lo, size_t heap_used,
-                            struct cgci_span **pagemap) {
+static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, size_t heap_used,
+                            struct cgci_span **pagemap, const bool par_) {
   uintptr_t off = w - heap_lo;
   if (off >= heap_used) return;
   struct cgci_span *s = pagemap[off >> CGCI_PAGE_SHIFT];
@@ -61,30 +142,27 @@ static inline void mark_one(uintptr_t w, uintptr_t heap_lo, size_t heap_used,
   if (CGCI_LIKELY(s->state == CGCI_SPAN_SMALL)) {
     uint32_t idx = cgci_slot_index(s, w);
     if (idx >= s->nobj) return;
-    uint64_t bit = (uint64_t)1 << (idx & 63);
-    uint64_t *mw = &s->mark[idx >> 6];
-    if (*mw & bit) return;
     if (s->kind == CGCI_KIND_UNCOLL) return;           /* .inv.uncoll */
-    *mw |= bit;
-    cgci_g.bytes_marked += s->slot;
+    if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_)) return;
+    m->bytes += s->slot;
     if (s->kind == CGCI_KIND_NORMAL) {
       uintptr_t base = s->start + (uintptr_t)idx * s->slot;
-      push(base, base + s->slot);
+      push(m, base, base + s->slot);
     }
   } else if (s->state == CGCI_SPAN_LARGE) {
-    if ((s->mark[0] & 1) || s->kind == CGCI_KIND_UNCOLL) return;
-    s->mark[0] = 1;
-    cgci_g.bytes_marked += s->large_bytes;
-    if (s->kind == CGCI_KIND_NORMAL) push(s->start, s->start + s->large_bytes);
+    if (s->kind == CGCI_KIND_UNCOLL) return;
+    if (!set_bit(&s->mark[0], 1, par_)) return;
+    m->bytes += s->large_bytes;
+    if (s->kind == CGCI_KIND_NORMAL) push(m, s->start, s->start + s->large_bytes);
   }
 }
 
 void cgci_mark_word(uintptr_t w) {
-  mark_one(w, cgci_g.heap_lo, cgci_g.heap_used, cgci_g.pagemap);
+  mark_one(&markers[0], w, cgci_g.heap_lo, cgci_g.heap_used, cgci_g.pagemap, false);
 }
 
 /* scan -- every aligned word of [LO, HI) is a candidate pointer. */
-static inline void scan(uintptr_t lo, uintptr_t hi) {
+static inline void scan(struct marker *m, uintptr_t lo, uintptr_t hi, const bool par_) {
   uintptr_t heap_lo = cgci_g.heap_lo;
   size_t heap_used = cgci_g.heap_used;
   struct cgci_span **pagemap = cgci_g.pagemap;
@@ -92,7 +170,7 @@ static inline void scan(uintptr_t lo, uintptr_t hi) {
   const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)7);
   for (; p < end; p++) {
     uintptr_t w = *p;
-    if (w - heap_lo < heap_used) mark_one(w, heap_lo, heap_used, pagemap);
+    if (w - heap_lo < heap_used) mark_one(m, w, heap_lo, heap_used, pagemap, par_);
   }
 }
 
@@ -100,20 +178,39 @@ static inline void scan(uintptr_t lo, uintptr_t hi) {
  * huge root range cannot overflow the stack). */
 void cgci_mark_range(uintptr_t lo, uintptr_t hi) {
   if (hi <= lo) return;
-  scan(lo, hi);
+  scan(&markers[0], lo, hi, false);
 }
 
-/* cgci_mark_drain -- scan until the stack is empty.  Popped entries pass
+/* share -- hand the oldest half of M's stack to the pool (PAR.mu not
+ * held).  Oldest entries root the largest unexplored parts of the graph. */
+static CGCI_NOINLINE void share(struct marker *m) {
+  size_t give = m->top / 2;
+  if (give == 0) return;
+  if (give > CHUNK) give = CHUNK;
+  pthread_mutex_lock(&par.mu);
+  struct chunk *c = par.spare;
+  if (c) par.spare = c->next;
+  else c = cgci_meta_alloc(sizeof *c);
+  memcpy(c->e, m->stack, give * sizeof c->e[0]);
+  c->n = give;
+  c->next = par.full;
+  par.full = c;
+  pthread_cond_signal(&par.work);
+  pthread_mutex_unlock(&par.mu);
+  memmove(m->stack, m->stack + give, (m->top - give) * sizeof m->stack[0]);
+  m->top -= give;
+}
+
+/* drain_local -- scan until M's stack is empty.  Popped entries pass
  * through a small FIFO after a prefetch of their first line, so by the
  * time an object is scanned its memory is (usually) in cache: marking is
  * bound by cache misses, and this hides most of them. */
-#define PREFETCH_RING 32
-void cgci_mark_drain(void) {
+static inline __attribute__((always_inline)) void drain_local(struct marker *m, const bool par_) {
   struct cgci_markent ring[PREFETCH_RING];
-  unsigned head = 0, n = 0;
+  unsigned head = 0, n = 0, tick = 0;
   for (;;) {
-    if (cgci_g.mstack_top > 0 && n < PREFETCH_RING) {
-      struct cgci_markent e = cgci_g.mstack[--cgci_g.mstack_top];
+    if (m->top > 0 && n < PREFETCH_RING) {
+      struct cgci_markent e = m->stack[--m->top];
       __builtin_prefetch((const void *)e.lo);
       ring[(head + n) % PREFETCH_RING] = e;
       n++;
@@ -124,11 +221,130 @@ void cgci_mark_drain(void) {
     head = (head + 1) % PREFETCH_RING;
     n--;
     if (e.hi - e.lo > CGCI_SCAN_CHUNK) {
-      push(e.lo + CGCI_SCAN_CHUNK, e.hi);      /* rest later */
+      push(m, e.lo + CGCI_SCAN_CHUNK, e.hi);      /* rest later */
       e.hi = e.lo + CGCI_SCAN_CHUNK;
     }
-    scan(e.lo, e.hi);
+    scan(m, e.lo, e.hi, par_);
+    if (par_ && (++tick & 63) == 0 && par.waiting > 0 && m->top >= 2) share(m);
   }
+}
+
+static CGCI_NOINLINE void drain_single(struct marker *m) { drain_local(m, false); }
+static CGCI_NOINLINE void drain_parallel_local(struct marker *m) { drain_local(m, true); }
+
+/* take -- move a chunk from the pool to M's stack (PAR.mu held). */
+static void take(struct marker *m) {
+  struct chunk *c = par.full;
+  par.full = c->next;
+  while (m->top + c->n > m->cap && mstack_grow(m)) { }
+  size_t n = c->n;
+  if (m->top + n > m->cap) { m->overflow = 1; n = m->cap - m->top; }
+  memcpy(m->stack + m->top, c->e, n * sizeof c->e[0]);
+  m->top += n;
+  c->next = par.spare;
+  par.spare = c;
+}
+
+/* work -- one marker's part of a parallel phase. */
+static void work(struct marker *m) {
+  for (;;) {
+    drain_parallel_local(m);
+    pthread_mutex_lock(&par.mu);
+    if (par.full) { take(m); pthread_mutex_unlock(&par.mu); continue; }
+    par.active--;
+    if (par.active == 0) {                  /* everyone is out of work */
+      pthread_cond_broadcast(&par.work);
+      pthread_mutex_unlock(&par.mu);
+      return;
+    }
+    par.waiting++;
+    while (par.full == NULL && par.active > 0) pthread_cond_wait(&par.work, &par.mu);
+    par.waiting--;
+    if (par.full == NULL) { pthread_mutex_unlock(&par.mu); return; }
+    par.active++;
+    take(m);
+    pthread_mutex_unlock(&par.mu);
+  }
+}
+
+static void *helper_main(void *arg) {
+  struct marker *m = arg;
+  unsigned seen = 0;
+  pthread_mutex_lock(&par.mu);
+  for (;;) {
+    par.parked++;
+    pthread_cond_broadcast(&par.done);
+    while (par.phase == seen) pthread_cond_wait(&par.start, &par.mu);
+    par.parked--;
+    seen = par.phase;
+    pthread_mutex_unlock(&par.mu);
+    work(m);
+    pthread_mutex_lock(&par.mu);
+  }
+  return NULL;
+}
+
+/* cgci_mark_start_helpers -- start the helper markers once the heap is big
+ * enough to use them.  Called with no lock held (pthread_create may call
+ * malloc, which may be cgc's): from the allocation slow path and from
+ * cgc_collect, before they take the collector lock. */
+void cgci_mark_start_helpers(void) {
+  static AO_t started;
+  if (par.nmarkers <= 1 || cgci_g.heap_used < par.min_heap || AO_load(&started)) return;
+  if (!cgci_cas(&started, 0, 1)) return;
+  int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
+    (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))cgci_real_sym("pthread_create");
+  if (create == NULL) return;
+  /* helpers are not registered mutators and take no signals at all */
+  sigset_t all, old;
+  sigfillset(&all);
+  syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, (size_t)(_NSIG / 8));
+  int n = 0;
+  for (int i = 1; i < par.nmarkers; i++) {
+    if (markers[i].stack == NULL) marker_init(&markers[i]);
+    pthread_t t;
+    if (create(&t, NULL, helper_main, &markers[i]) != 0) break;
+    pthread_detach(t);
+    n++;
+  }
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, (size_t)(_NSIG / 8));
+  /* published under the lock the collector reads it with */
+  cgci_lock();
+  pthread_mutex_lock(&par.mu);
+  par.nhelpers = n;
+  pthread_mutex_unlock(&par.mu);
+  cgci_unlock();
+}
+
+/* drain_parallel -- marker 0 has the roots' work; share it with helpers. */
+static void drain_parallel(void) {
+  pthread_mutex_lock(&par.mu);
+  par.active = par.nhelpers + 1;
+  par.phase++;
+  pthread_cond_broadcast(&par.start);
+  pthread_mutex_unlock(&par.mu);
+  work(&markers[0]);
+  /* wait until every helper is parked again, so none touches the heap
+   * after we return */
+  pthread_mutex_lock(&par.mu);
+  while (par.parked < par.nhelpers) pthread_cond_wait(&par.done, &par.mu);
+  pthread_mutex_unlock(&par.mu);
+  for (int i = 1; i <= par.nhelpers; i++) {
+    markers[0].bytes += markers[i].bytes;
+    markers[i].bytes = 0;
+    if (markers[i].overflow) { markers[0].overflow = 1; markers[i].overflow = 0; }
+  }
+}
+
+void cgci_mark_drain(void) {
+  struct marker *m = &markers[0];
+  if (par.nhelpers > 0 && !par.disabled && m->top > 0)
+    drain_parallel();
+  else
+    drain_single(m);
+  cgci_g.bytes_marked += m->bytes;
+  m->bytes = 0;
+  if (m->overflow) { cgci_g.mstack_overflow = 1; m->overflow = 0; }
 }
 
 /* cgci_mark_object -- mark BASE (a block start) and push its contents if
@@ -157,20 +373,22 @@ int cgci_ext_is_marked(const void *base) {
  * we go so the stack stays small. */
 static void rescan_span(struct cgci_span *s, void *ctx) {
   (void)ctx;
+  struct marker *m = &markers[0];
   if (s->kind == CGCI_KIND_ATOMIC) return;
   if (s->state == CGCI_SPAN_LARGE) {
-    if (s->mark[0] & 1) { push(s->start, s->start + s->large_bytes); cgci_mark_drain(); }
+    if (s->mark[0] & 1) { push(m, s->start, s->start + s->large_bytes); cgci_mark_drain(); }
     return;
   }
   for (uint32_t i = 0; i < s->nobj; i++)
     if (cgci_bit_get(s, i)) {
       uintptr_t b = s->start + (uintptr_t)i * s->slot;
-      push(b, b + s->slot);
+      push(m, b, b + s->slot);
       cgci_mark_drain();
     }
 }
 
 void cgci_mark_recover_overflow(bool with_finalizable) {
+  par.disabled = 1;
   while (cgci_g.mstack_overflow) {
     cgci_g.mstack_overflow = 0;
     cgci_g.st_overflows++;
@@ -178,4 +396,28 @@ void cgci_mark_recover_overflow(bool with_finalizable) {
     if (with_finalizable) cgci_specials_mark_finalizable();
     cgci_mark_drain();
   }
+  par.disabled = 0;
+}
+
+/* cgci_mark_atfork_child -- the helpers do not exist in a child. */
+void cgci_mark_atfork_child(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t c1 = PTHREAD_COND_INITIALIZER, c2 = PTHREAD_COND_INITIALIZER,
+                 c3 = PTHREAD_COND_INITIALIZER;
+  par.mu = m; par.work = c1; par.start = c2; par.done = c3;
+  par.nhelpers = 0; par.parked = 0; par.active = 0; par.waiting = 0;
+  par.full = NULL;
+  /* leave started set: a child does not start markers of its own */
+}
+
+/* cgci_mark_stack_owned -- does [LO, HI) overlap a mark stack? (roots.c
+ * skips them when it scans foreign mappings) */
+bool cgci_mark_stack_owned(uintptr_t lo, uintptr_t hi) {
+  for (int i = 0; i < MAX_MARKERS; i++) {
+    struct marker *m = &markers[i];
+    if (m->stack == NULL) continue;
+    uintptr_t a = (uintptr_t)m->stack, b = a + m->cap * sizeof(struct cgci_markent);
+    if (lo < b && hi > a) return true;
+  }
+  return false;
 }

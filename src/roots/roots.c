@@ -180,7 +180,7 @@ static void maps_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *n
   if (overlaps(lo, hi, cgci_g.meta_lo, cgci_g.meta_reserved)) return;
   if (overlaps(lo, hi, (uintptr_t)cgci_g.pagemap,
                (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * sizeof(void *))) return;
-  if (overlaps(lo, hi, (uintptr_t)cgci_g.mstack, cgci_g.mstack_cap * sizeof(struct cgci_markent))) return;
+  if (cgci_mark_stack_owned(lo, hi)) return;
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next)
     if (t->stack_base > lo && t->stack_base <= hi) return;   /* a thread stack */
   scan_root(lo, hi);
