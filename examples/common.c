@@ -106,12 +106,26 @@ int ex_on_main_thread(void)
   return pthread_equal(pthread_self(), main_thread);
 }
 
-EX_NOINLINE void ex_gc_quiet(void)
+static EX_NOINLINE void gc_below_pad(void)
 {
   cgc_debug_scrub_stack();
   cgc_collect();
   if (cgc_wait_idle(-1) != 1)
     ex_expect(0, "cgc_wait_idle(-1) returns 1");
+}
+
+/* ex_gc_quiet -- collect from below a zeroed pad.  The scrub only clears
+ * stack *below* its caller; unused slots of the frames just above it (the
+ * padding of this very function, say) can still hold a copy of a pointer
+ * left by an earlier, deeper call such as the one that made the doomed
+ * object.  Collecting from under a freshly zeroed kilobyte keeps those
+ * slots out of the live part of the stack. */
+EX_NOINLINE void ex_gc_quiet(void)
+{
+  volatile char pad[1024];
+  memset((char *)pad, 0, sizeof pad);
+  gc_below_pad();
+  __asm__ __volatile__("" : : "r"(pad) : "memory");
   collections++;
 }
 

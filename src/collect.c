@@ -2,8 +2,8 @@
  *
  * Design: docs/design/overview.md.  The caller holds the collector lock.
  *
- *   take the queue lock and the loader lock (dl_iterate_phdr; the whole
- *   pause runs inside its callback, so no stopped thread can hold it)
+ *   make sure the snapshot of data segments is fresh (roots.c), take the
+ *   queue lock
  *   M0 stop the world
  *      gather thread counters; clear mark bits; mark thread free lists
  *   M1 mark from roots: data segments, registered ranges, stacks, registers,
@@ -25,7 +25,6 @@
  */
 #include "core/internal.h"
 #include "core/ext.h"
-#include <link.h>
 #include <string.h>
 
 struct cycle {
@@ -121,12 +120,6 @@ static void do_collect(struct cycle *c) {
   c->t_end = cgci_os_now_ns();
 }
 
-static int in_phdr(struct dl_phdr_info *info, size_t size, void *ctx) {
-  (void)info; (void)size;
-  do_collect(ctx);
-  return 1;                      /* one callback is enough */
-}
-
 void cgci_collect_locked(const char *reason) {
   struct cgci_thread *self = cgci_self;
   if (self && self->in_collect) return;          /* no recursion */
@@ -135,9 +128,11 @@ void cgci_collect_locked(const char *reason) {
   c.reason = reason;
   c.t0 = cgci_os_now_ns();
   if (self) self->in_collect = 1;
+  if (cgci_roots_snapshot_stale()) cgci_roots_snapshot();   /* rare here */
   cgci_queue_lock();
-  dl_iterate_phdr(in_phdr, &c);
-  if (!c.done) do_collect(&c);
+  cgci_roots_lock();
+  do_collect(&c);
+  cgci_roots_unlock();
   cgci_queue_unlock();
   if (self) self->in_collect = 0;
 

@@ -11,9 +11,11 @@ void cgc_collect(void) {
   cgci_ensure_init();
   if (cgci_self == NULL) cgci_thread_register_self(-1);
   cgci_mark_start_helpers();
+  cgci_roots_snapshot();
   cgci_lock();
   cgci_collect_locked("explicit");
   cgci_unlock();
+  if (cgci_queue_needs_threads()) cgci_queue_ensure_threads();
 }
 
 /* clear_band -- zero a band of stack below the caller. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 int cgci_error(int err, const char *func, const char *msg) {
+  if (!cgci_ready()) cgci_ensure_init();   /* CGC_STRICT is read there */
   if (cgci_g.cfg.strict) {
     char line[256];
     int n = snprintf(line, sizeof line, "%s: %s\n", func, msg);

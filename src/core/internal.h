@@ -125,7 +125,7 @@ struct cgci_thread {
   AO_t      state;                  /* CGCI_TS_* */
   AO_t      ack_gen;                /* last stop generation acknowledged */
   uintptr_t blocked_regs[8];        /* callee-saved registers when blocked */
-  int       blocked_depth;          /* nesting of cgc_do_blocking */
+  volatile int blocked_depth;       /* nesting of blocking calls */
   int       is_main;
   int       is_callback;            /* a finalizer or cleanup thread */
   int       in_callback;            /* running user callback code now */
@@ -330,6 +330,10 @@ void cgci_each_span(cgci_span_fn fn, void *ctx);
 /* ---- roots/roots.c ------------------------------------------------------ */
 void cgci_roots_init(void);
 void cgci_roots_mark_all(void);           /* world stopped */
+void cgci_roots_snapshot(void);           /* never with the world stopped */
+bool cgci_roots_snapshot_stale(void);
+void cgci_roots_lock(void);
+void cgci_roots_unlock(void);
 void cgci_roots_thread_tls(struct cgci_thread *t);
 
 /* ---- threads/threads.c and stw.c --------------------------------------- */
@@ -356,6 +360,7 @@ void cgci_queue_mark_roots(void);
 void cgci_queue_push_fin(void *obj, cgc_finalizer_fn fn, void *data);
 void cgci_queue_push_cln(cgc_cleanup_fn fn, void *arg);
 void cgci_queue_wake(void);
+bool cgci_queue_needs_threads(void);
 void cgci_queue_signal_locked(void);
 void cgci_specials_each(void (*fn)(uintptr_t base, int is_fin, void *data_or_arg,
                                    void *site, void *ctx), void *ctx);

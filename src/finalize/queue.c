@@ -125,6 +125,12 @@ void cgci_queue_signal_locked(void) {
   if (q.fin_len || q.cln_len) pthread_cond_broadcast(&q.work);
 }
 
+/* cgci_queue_needs_threads -- work is queued but no thread will run it
+ * (after fork, or before the first registration started them). */
+bool cgci_queue_needs_threads(void) {
+  return !q.started && (q.fin_len || q.cln_len) && !cgci_g.cfg.on_demand;
+}
+
 void cgci_queue_wake(void) {
   pthread_mutex_lock(&q.mu);
   cgci_queue_signal_locked();

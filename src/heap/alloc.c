@@ -271,6 +271,10 @@ static void *alloc_common(size_t n, int kind, bool may_collect, size_t align, in
   void *p;
   bool zeroed;
   cgci_mark_start_helpers();                  /* no-op unless the heap grew */
+  /* a collection is near: enumerate data segments now, without the lock */
+  if (may_collect && cgci_g.gc_percent >= 0 &&
+      cgci_g.alloc_since_gc + (int64_t)(t ? t->alloc_bytes : 0) >= (int64_t)cgci_g.trigger)
+    cgci_roots_snapshot();
   cgci_lock();
   if (t != NULL) cgci_thread_flush_counters(t);
   if (may_collect) cgci_check_trigger_locked();
@@ -281,6 +285,7 @@ static void *alloc_common(size_t n, int kind, bool may_collect, size_t align, in
     p = alloc_locked(t, need, kind, align, sc_forced, &zeroed);
   }
   cgci_unlock();
+  if (CGCI_UNLIKELY(cgci_queue_needs_threads())) cgci_queue_ensure_threads();
   if (p == NULL) return out_of_memory(n);
   if (!zeroed && kind != CGCI_KIND_ATOMIC) {
     struct cgci_span *s = cgci_span_of((uintptr_t)p);
@@ -486,6 +491,10 @@ int cgc_set_gc_percent(int percent) {
   cgci_lock();
   int old = cgci_g.gc_percent;
   cgci_g.gc_percent = percent < 0 ? -1 : percent;
+  if (percent >= 0) {          /* re-arm the trigger now */
+    size_t trig = (size_t)((double)cgci_g.live_bytes * percent / 100.0);
+    cgci_g.trigger = trig < cgci_g.min_heap ? cgci_g.min_heap : trig;
+  }
   cgci_unlock();
   return old;
 }

@@ -450,6 +450,8 @@ void *cgci_find_base(uintptr_t addr, struct cgci_span **span_out, uint32_t *idx_
     idx = cgci_slot_index(s, addr);
     if (idx >= s->nobj || !cgci_bit_get(s, idx)) return NULL;
     base = s->start + (uintptr_t)idx * s->slot;
+    /* a slot on a free list has its bit set but carries the free cookie */
+    if (((const uintptr_t *)base)[1] == (base ^ CGCI_FREE_COOKIE)) return NULL;
   } else {
     if (addr - s->start >= s->large_bytes) return NULL;
     base = s->start;

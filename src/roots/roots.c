@@ -18,10 +18,8 @@
  *   5. With cgci_ext_scan_mappings(1): every writable private anonymous
  *      mapping cgc does not own (for the malloc shim).
  *
- * Deadlock note: dl_iterate_phdr takes the loader lock.  The collector
- * calls it before stopping the world (collect.c holds it across the whole
- * pause by running the collection inside the iteration callback), so no
- * stopped thread can hold it.
+ * Deadlock note: dl_iterate_phdr takes the loader lock; see "data
+ * segments" below for how the collector avoids calling it at a bad time.
  */
 #include "core/internal.h"
 #include <dlfcn.h>
@@ -57,10 +55,41 @@ static void scan_root(uintptr_t lo, uintptr_t hi) {
   if (hi > ghi) cgci_mark_range(ghi, hi);
 }
 
-/* ---- data segments ----------------------------------------------------------------- */
+/* ---- data segments ------------------------------------------------------------------
+ *
+ * The writable segments of every loaded object are enumerated with
+ * dl_iterate_phdr into a *snapshot*, outside the collector lock whenever
+ * possible (cgci_roots_snapshot, called from the allocation slow path when
+ * a collection is near and from cgc_collect).  dl_iterate_phdr takes the
+ * loader lock: calling it with the collector lock held could deadlock
+ * against a thread that allocates inside a dl_iterate_phdr callback, and
+ * calling it with the world stopped could deadlock against a stopped
+ * thread that holds the loader lock.
+ *
+ * A snapshot can go stale: dlopen and dlclose (wrapped here) bump dl_gen,
+ * and a collection that finds dl_gen changed takes a fresh snapshot before
+ * it stops the world.  Libraries that libc loads and unloads by itself
+ * (gconv, NSS) bypass the wrappers, so with the world stopped every range
+ * is also checked against /proc/self/maps (read without any user-space
+ * lock): only parts still mapped readable and writable are scanned.
+ */
+
+struct snapshot { size_t n, cap, bytes; AO_t gen; struct cgci_root r[]; };
+
+static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct snapshot *snap;        /* published snapshot, meta memory */
+static AO_t dl_gen;                  /* odd while a dlopen/dlclose runs */
+
+static void snap_add(struct snapshot *sn, uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo || sn->n == sn->cap) return;
+  sn->r[sn->n].lo = lo;
+  sn->r[sn->n].hi = hi;
+  sn->n++;
+}
 
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ctx) {
-  (void)size; (void)ctx;
+  (void)size;
+  struct snapshot *sn = ctx;
   uintptr_t relro_lo = 0, relro_hi = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -75,14 +104,120 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ctx) {
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
     uintptr_t hi = lo + ph->p_memsz;
     if (relro_hi > relro_lo && relro_lo < hi && relro_hi > lo) {
-      /* cut the RELRO part out (it sits at the start in practice) */
-      if (relro_lo > lo) scan_root(lo, relro_lo);
-      if (relro_hi < hi) scan_root(relro_hi, hi);
+      /* cut the RELRO part out (read-only after relocation) */
+      if (relro_lo > lo) snap_add(sn, lo, relro_lo);
+      if (relro_hi < hi) snap_add(sn, relro_hi, hi);
     } else {
-      scan_root(lo, hi);
+      snap_add(sn, lo, hi);
     }
   }
   return 0;
+}
+
+/* cgci_roots_snapshot -- enumerate the writable segments now.  May be
+ * called with or without the collector lock (see above for why without is
+ * preferred); never with the world stopped. */
+void cgci_roots_snapshot(void) {
+  size_t cap = 512;
+  size_t bytes = sizeof(struct snapshot) + cap * sizeof(struct cgci_root);
+  for (;;) {
+    AO_t gen = AO_load_acquire(&dl_gen);
+    struct snapshot *sn = cgci_meta_alloc_big(bytes);
+    sn->cap = cap;
+    sn->bytes = bytes;
+    sn->gen = gen;
+    dl_iterate_phdr(phdr_cb, sn);
+    if (sn->n == cap) {                       /* too many: retry bigger */
+      cgci_meta_free_big(sn, bytes);
+      cap *= 4;
+      bytes = sizeof(struct snapshot) + cap * sizeof(struct cgci_root);
+      continue;
+    }
+    pthread_mutex_lock(&snap_mu);
+    struct snapshot *old = snap;
+    snap = sn;
+    pthread_mutex_unlock(&snap_mu);
+    if (old) cgci_meta_free_big(old, old->bytes);
+    return;
+  }
+}
+
+/* cgci_roots_snapshot_stale -- true if no snapshot reflects the current
+ * set of objects loaded through dlopen/dlclose. */
+bool cgci_roots_snapshot_stale(void) {
+  struct snapshot *sn = snap;
+  AO_t gen = AO_load_acquire(&dl_gen);
+  return sn == NULL || sn->gen != gen || (gen & 1);
+}
+
+typedef void *(*dlopen_fn)(const char *, int);
+typedef int (*dlclose_fn)(void *);
+
+__attribute__((visibility("default"))) void *dlopen(const char *file, int mode) {
+  static dlopen_fn real_;
+  if (real_ == NULL) real_ = (dlopen_fn)cgci_real_sym("dlopen");
+  AO_fetch_and_add1(&dl_gen);
+  void *h = real_(file, mode);
+  AO_fetch_and_add1(&dl_gen);
+  return h;
+}
+
+__attribute__((visibility("default"))) int dlclose(void *handle) {
+  static dlclose_fn real_;
+  if (real_ == NULL) real_ = (dlclose_fn)cgci_real_sym("dlclose");
+  AO_fetch_and_add1(&dl_gen);
+  int r = real_(handle);
+  AO_fetch_and_add1(&dl_gen);
+  return r;
+}
+
+/* The readable and writable private mappings, read once per collection
+ * with the world stopped: data-segment ranges are clipped to them, and
+ * with cgci_ext_scan_mappings(1) the anonymous ones are roots too. */
+struct rwmaps { size_t n, cap; struct cgci_root *r; unsigned char *anon; };
+static struct rwmaps rw;
+
+/* rw_cb -- record one mapping.  The arrays live in a mapping of their own
+ * (mmap takes no user-space lock; the world is stopped), which
+ * scan_foreign skips. */
+static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *name, void *ctx) {
+  (void)ctx;
+  if (perms[0] != 'r' || perms[1] != 'w') return;
+  if (rw.n == rw.cap) {
+    size_t ncap = rw.cap ? rw.cap * 2 : 4096;
+    size_t bytes = ncap * (sizeof(struct cgci_root) + 1);
+    void *m = cgci_os_map(bytes);
+    if (m == NULL) cgci_fatal("cannot map the mapping table");
+    struct cgci_root *nr = m;
+    unsigned char *na = (unsigned char *)(nr + ncap);
+    if (rw.r) {
+      memcpy(nr, rw.r, rw.n * sizeof *nr);
+      memcpy(na, rw.anon, rw.n);
+      cgci_os_unmap(rw.r, rw.cap * (sizeof(struct cgci_root) + 1));
+    }
+    rw.r = nr; rw.anon = na; rw.cap = ncap;
+  }
+  rw.r[rw.n].lo = lo;
+  rw.r[rw.n].hi = hi;
+  rw.anon[rw.n] = perms[3] == 'p' && name[0] == 0;
+  rw.n++;
+}
+
+/* The collector holds snap_mu from before it stops the world until after
+ * it restarts it: a thread stopped while publishing a snapshot cannot be
+ * holding it then. */
+void cgci_roots_lock(void) { pthread_mutex_lock(&snap_mu); }
+void cgci_roots_unlock(void) { pthread_mutex_unlock(&snap_mu); }
+
+/* scan_clipped -- scan the parts of [LO, HI) that are mapped rw (RW is
+ * sorted, as /proc/self/maps is). */
+static void scan_clipped(uintptr_t lo, uintptr_t hi) {
+  for (size_t i = 0; i < rw.n && rw.r[i].lo < hi; i++) {
+    if (rw.r[i].hi <= lo) continue;
+    uintptr_t a = lo > rw.r[i].lo ? lo : rw.r[i].lo;
+    uintptr_t b = hi < rw.r[i].hi ? hi : rw.r[i].hi;
+    scan_root(a, b);
+  }
 }
 
 /* ---- registered ranges ------------------------------------------------------------ */
@@ -148,7 +283,10 @@ static void scan_thread(struct cgci_thread *t) {
   if (t == cgci_self) { scan_self(t); return; }
   uintptr_t sp = (uintptr_t)AO_load(&t->stop_sp);
   if (sp != 0 && sp < t->stack_base) scan_root(sp, t->stack_base);
-  if (AO_load(&t->state) == CGCI_TS_BLOCKED)
+  /* inside a blocking call, leaving it included: a thread leaving one
+   * flips its state to RUNNING and back while the world is stopped, so
+   * the state alone does not tell (blocked_depth drops last) */
+  if (t->blocked_depth > 0)
     scan_root((uintptr_t)t->blocked_regs, (uintptr_t)(t->blocked_regs + 8));
   cgci_roots_thread_tls(t);
 }
@@ -172,15 +310,13 @@ static bool overlaps(uintptr_t lo, uintptr_t hi, uintptr_t a, size_t len) {
   return lo < a + len && hi > a;
 }
 
-static void maps_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *name, void *ctx) {
-  (void)ctx;
-  if (perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p') return;
-  if (name[0] != 0) return;        /* file-backed, [stack], [heap]... */
+static void scan_foreign(uintptr_t lo, uintptr_t hi) {
   if (overlaps(lo, hi, cgci_g.heap_lo, cgci_g.heap_reserved)) return;
   if (overlaps(lo, hi, cgci_g.meta_lo, cgci_g.meta_reserved)) return;
   if (overlaps(lo, hi, (uintptr_t)cgci_g.pagemap,
                (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * sizeof(void *))) return;
   if (cgci_mark_stack_owned(lo, hi)) return;
+  if (rw.r && overlaps(lo, hi, (uintptr_t)rw.r, rw.cap * (sizeof(struct cgci_root) + 1))) return;
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next)
     if (t->stack_base > lo && t->stack_base <= hi) return;   /* a thread stack */
   scan_root(lo, hi);
@@ -191,14 +327,18 @@ void cgci_ext_scan_mappings(int on) {
   cgci_g.scan_mappings = on;
 }
 
-/* cgci_roots_mark_all -- scan every root (world stopped, loader lock held
- * by this thread). */
+/* cgci_roots_mark_all -- scan every root (world stopped). */
 void cgci_roots_mark_all(void) {
   cgci_g.root_bytes = 0;
-  dl_iterate_phdr(phdr_cb, NULL);
+  rw.n = 0;
+  cgci_os_each_mapping(rw_cb, NULL);
+  if (snap != NULL)                        /* snap_mu held by the collector */
+    for (size_t i = 0; i < snap->n; i++) scan_clipped(snap->r[i].lo, snap->r[i].hi);
   for (size_t i = 0; i < cgci_g.nroots; i++)
     scan_root(cgci_g.roots[i].lo, cgci_g.roots[i].hi);
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) scan_thread(t);
   cgci_each_span(scan_uncoll, NULL);
-  if (cgci_g.scan_mappings) cgci_os_each_mapping(maps_cb, NULL);
+  if (cgci_g.scan_mappings)
+    for (size_t i = 0; i < rw.n; i++)
+      if (rw.anon[i]) scan_foreign(rw.r[i].lo, rw.r[i].hi);
 }

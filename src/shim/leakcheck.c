@@ -420,6 +420,12 @@ void cgci_leak_init(void)
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0)
       lk_fd = fd;
+  } else {
+    /* Programs close stderr before exiting (coreutils, xz): keep a copy
+     * for the report at exit, as sanitizers do. */
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 10);
+    if (fd >= 0)
+      lk_fd = fd;
   }
   lk_find_self();
   pthread_atfork(lk_lock_all, lk_unlock_all, lk_unlock_all);

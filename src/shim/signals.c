@@ -15,11 +15,12 @@
  *     either signal are ignored (reported as successful);
  *   - sigprocmask() and pthread_sigmask() never block either signal.
  *
- * .inv.protect: cgci_shim_sig[] holds the two signal numbers once the
- *   collector has installed its handlers, 0 before and when the user
- *   picked the signals.
+ * .inv.protect: cgci_shim_sig[] holds the collector's two signal numbers
+ *   (ours or the user's choice) once it has installed its handlers, 0
+ *   before.
  */
 #include "shim/shim.h"
+#include "core/internal.h"              /* cgci_g.sig_suspend, sig_restart */
 
 #include <errno.h>
 #include <pthread.h>
@@ -65,13 +66,12 @@ void cgci_shim_signals_after_init(void)
 {
   extern char **environ;
 
-  if (!pending_protect)
-    return;
-  if (environ == env_copy)
+  if (pending_protect && environ == env_copy)
     environ = saved_environ;
-  cgci_shim_sig[0] = SIGRTMIN + 4;
-  cgci_shim_sig[1] = SIGRTMIN + 5;
   pending_protect = 0;
+  /* Whoever chose them, these are the signals the collector now uses. */
+  cgci_shim_sig[0] = cgci_g.sig_suspend;
+  cgci_shim_sig[1] = cgci_g.sig_restart;
 }
 
 static int is_protected(int sig)

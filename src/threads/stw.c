@@ -37,7 +37,13 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
   struct cgci_thread *t = cgci_self;
   if (t != NULL) t->sig_seen++;          /* lets wrappers tell our EINTR */
   AO_t gen = AO_load_acquire(&cgci_g.stop_gen);
-  if (t == NULL || !(gen & 1) || AO_load(&t->ack_gen) == gen) {
+  /* Nothing to do when the world is running, when this generation is
+   * acknowledged already (a duplicate), or when the thread is BLOCKED: the
+   * collector counts a blocked thread as stopped and will not restart it,
+   * so it must not suspend here (a late signal from an earlier generation
+   * lands exactly in such system calls). */
+  if (t == NULL || !(gen & 1) || AO_load(&t->ack_gen) == gen ||
+      AO_load(&t->state) == CGCI_TS_BLOCKED) {
     errno = saved_errno;
     return;
   }
@@ -57,7 +63,11 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
   errno = saved_errno;
 }
 
-static void restart_handler(int sig) { (void)sig; }
+static void restart_handler(int sig) {
+  (void)sig;
+  struct cgci_thread *t = cgci_self;
+  if (t != NULL) t->sig_seen++;          /* lets wrappers tell our EINTR */
+}
 
 void cgci_stw_init(void) {
   if (cgci_g.sig_suspend == cgci_g.sig_restart)
@@ -154,11 +164,19 @@ void cgci_stop_world(void) {
 }
 
 void cgci_start_world(void) {
+  AO_t gen = AO_load(&cgci_g.stop_gen);
   AO_store(&cgci_g.world_stopping, 0);
   AO_nop_full();
-  AO_store_release(&cgci_g.stop_gen, AO_load(&cgci_g.stop_gen) + 1);
-  for (struct cgci_thread *t = cgci_g.threads; t; t = t->next)
-    if (t->dead == 2) { send(t, cgci_g.sig_restart); t->dead = 0; }
+  AO_store_release(&cgci_g.stop_gen, gen + 1);
+  /* restart exactly the threads suspended in this generation: signalled
+   * by us this round or not (a late signal may have stopped a thread we
+   * counted as blocked), and not a signalled thread that became BLOCKED
+   * before its handler ran (it did not suspend; a restart signal would
+   * only interrupt its system call) */
+  for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) {
+    if (AO_load_acquire(&t->ack_gen) == gen) send(t, cgci_g.sig_restart);
+    t->dead = 0;
+  }
   pthread_mutex_lock(&cgci_g.blocked_mu);
   pthread_cond_broadcast(&cgci_g.blocked_cv);
   pthread_mutex_unlock(&cgci_g.blocked_mu);

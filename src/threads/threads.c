@@ -223,7 +223,7 @@ CGCI_NOINLINE void cgci_blocking_enter(struct cgci_thread *t) {
 }
 
 CGCI_NOINLINE void cgci_blocking_leave(struct cgci_thread *t) {
-  if (--t->blocked_depth > 0) return;
+  if (t->blocked_depth > 1) { t->blocked_depth--; return; }
   for (;;) {
     AO_store(&t->state, CGCI_TS_RUNNING);
     AO_nop_full();
@@ -237,6 +237,8 @@ CGCI_NOINLINE void cgci_blocking_leave(struct cgci_thread *t) {
     pthread_mutex_unlock(&cgci_g.blocked_mu);
   }
   AO_store(&t->stop_sp, 0);
+  AO_nop_full();
+  t->blocked_depth = 0;          /* last: roots.c scans the saved registers till here */
 }
 
 void *cgc_do_blocking(void *(*fn)(void *), void *arg) {
@@ -312,12 +314,40 @@ CGCI_EXPORT unsigned sleep(unsigned s) {
 }
 
 WRAP(int, pause, (void), ())
-WRAP(int, poll, (struct pollfd *fds, nfds_t n, int timeout), (fds, n, timeout))
+/* WRAP_MS -- a blocking wrapper for calls with a timeout in milliseconds
+ * (TMO, -1 = forever) that retries, with the time left, when the
+ * interruption was the collector's suspend signal. */
+#define WRAP_MS(name, params, args, tmo)                                \
+  CGCI_EXPORT int name params {                                         \
+    static int (*real_) params;                                         \
+    if (real_ == NULL) real_ = (int (*) params)cgci_real_sym(#name);    \
+    struct cgci_thread *t_ = cgci_self;                                 \
+    if (t_ == NULL || t_->in_collect) return real_ args;                \
+    uint64_t end_ = tmo > 0 ? cgci_os_now_ns() + (uint64_t)tmo * 1000000u : 0; \
+    for (;;) {                                                          \
+      unsigned seen_ = t_->sig_seen;                                    \
+      cgci_blocking_enter(t_);                                          \
+      int rv_ = real_ args;                                             \
+      int e_ = errno;                                                   \
+      cgci_blocking_leave(t_);                                          \
+      if (rv_ == -1 && e_ == EINTR && t_->sig_seen != seen_) {          \
+        if (tmo > 0) {                                                  \
+          uint64_t now_ = cgci_os_now_ns();                             \
+          tmo = now_ >= end_ ? 0 : (int)((end_ - now_ + 999999) / 1000000); \
+        }                                                               \
+        continue;                                                       \
+      }                                                                 \
+      errno = e_;                                                       \
+      return rv_;                                                       \
+    }                                                                   \
+  }
+
+WRAP_MS(poll, (struct pollfd *fds, nfds_t n, int timeout), (fds, n, timeout), timeout)
+WRAP_MS(epoll_wait, (int fd, struct epoll_event *ev, int max, int timeout), (fd, ev, max, timeout), timeout)
+WRAP_MS(epoll_pwait, (int fd, struct epoll_event *ev, int max, int timeout, const sigset_t *m), (fd, ev, max, timeout, m), timeout)
 WRAP(int, ppoll, (struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *m), (fds, n, ts, m))
 WRAP(int, select, (int n, fd_set *r, fd_set *w, fd_set *x, struct timeval *tv), (n, r, w, x, tv))
 WRAP(int, pselect, (int n, fd_set *r, fd_set *w, fd_set *x, const struct timespec *ts, const sigset_t *m), (n, r, w, x, ts, m))
-WRAP(int, epoll_wait, (int fd, struct epoll_event *ev, int max, int timeout), (fd, ev, max, timeout))
-WRAP(int, epoll_pwait, (int fd, struct epoll_event *ev, int max, int timeout, const sigset_t *m), (fd, ev, max, timeout, m))
 WRAP(int, sigsuspend, (const sigset_t *m), (m))
 WRAP(int, sigwaitinfo, (const sigset_t *m, siginfo_t *i), (m, i))
 WRAP(int, sigtimedwait, (const sigset_t *m, siginfo_t *i, const struct timespec *ts), (m, i, ts))
