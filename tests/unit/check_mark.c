@@ -1,0 +1,341 @@
+/* check_mark.c -- unit: the mark phase.
+ *
+ * White-box (src/mark/mark.c .overflow, .inv.pushed, .inv.uncoll):
+ *   - with the mark stack capped at 16 entries (CGC_MARK_STACK_MAX=16,
+ *     read at initialisation, so these tests set it before their first
+ *     cgc call; Check forks every test), a long linked list, a wide tree
+ *     and a large pointer array stay intact over collections and over a
+ *     round of allocation that reuses every free slot (checksums and
+ *     free flags on sampled live nodes), the overflow recovery really ran,
+ *     and doomed objects, including a doomed wide object, are reclaimed;
+ *   - atomic blocks are not scanned: an object referenced only from an
+ *     atomic block is collected, the same reference from a scanned block
+ *     keeps it;
+ *   - uncollectable blocks are roots and are never collected; after
+ *     cgc_free of the block its referent is collected.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "tsup.h"
+
+struct node {
+  struct node *next;
+  struct node *kid[2];
+  uint64_t val;
+};
+
+#define LIST_LEN   60000
+#define TREE_WIDE  1000       /* pointer slots of the root: 8000 bytes */
+#define TREE_KIDS  16         /* leaves per child */
+#define ARRAY_LEN  100000     /* large array of node pointers */
+#define NSAMPLE    64
+
+static struct node *volatile g_list;
+static void **volatile g_tree;
+static struct node **volatile g_array;
+static volatile int sample_freed[NSAMPLE];
+static int nsample;
+static tsup_obj_t doomed[8];
+static tsup_obj_t holder, target;
+
+static void init_tiny_stack(void)
+{
+  ck_assert_int_eq(setenv("CGC_MARK_STACK_MAX", "16", 1), 0);
+  tsup_init(-1, 1, 0);
+  ck_assert_uint_eq(cgci_g.mstack_max, 16);
+  ck_assert_uint_le(cgci_g.mstack_cap, 16);
+}
+
+static void sample(void *p)
+{
+  if (nsample < NSAMPLE)
+    cgc_debug_on_free(p, &sample_freed[nsample++]);
+}
+
+static uint64_t build_list(void)
+{
+  uint64_t sum = 0;
+  struct node *head = NULL;
+
+  for (uint64_t i = 0; i < LIST_LEN; i++) {
+    struct node *n = cgc_malloc(sizeof *n);
+
+    ck_assert_ptr_nonnull(n);
+    n->val = i * 2654435761u + 7;
+    n->next = head;
+    head = n;
+    sum += n->val;
+    if (i % 1000 == 0)
+      sample(n);
+  }
+  g_list = head;
+  return sum;
+}
+
+static uint64_t sum_list(void)
+{
+  uint64_t sum = 0;
+  size_t len = 0;
+
+  for (struct node *n = g_list; n; n = n->next, len++)
+    sum += n->val;
+  ck_assert_uint_eq(len, LIST_LEN);
+  return sum;
+}
+
+static uint64_t build_tree(void)
+{
+  uint64_t sum = 0;
+  void **root = cgc_malloc(TREE_WIDE * sizeof(void *));
+
+  ck_assert_ptr_nonnull(root);
+  for (int i = 0; i < TREE_WIDE; i++) {
+    void **child = cgc_malloc(TREE_KIDS * sizeof(void *));
+
+    ck_assert_ptr_nonnull(child);
+    root[i] = child;
+    for (int k = 0; k < TREE_KIDS; k++) {
+      struct node *leaf = cgc_malloc(sizeof *leaf);
+
+      leaf->val = (uint64_t)i * 131 + (uint64_t)k;
+      sum += leaf->val;
+      child[k] = leaf;
+      if ((i * TREE_KIDS + k) % 997 == 0)
+        sample(leaf);
+    }
+  }
+  g_tree = root;
+  return sum;
+}
+
+static uint64_t sum_tree(void)
+{
+  uint64_t sum = 0;
+
+  for (int i = 0; i < TREE_WIDE; i++) {
+    void **child = g_tree[i];
+
+    for (int k = 0; k < TREE_KIDS; k++)
+      sum += ((struct node *)child[k])->val;
+  }
+  return sum;
+}
+
+static uint64_t build_array(void)
+{
+  uint64_t sum = 0;
+  struct node **a = cgc_malloc(ARRAY_LEN * sizeof *a);
+
+  ck_assert_ptr_nonnull(a);
+  for (int i = 0; i < ARRAY_LEN; i++) {
+    a[i] = cgc_malloc(sizeof(struct node));
+    a[i]->val = (uint64_t)i ^ 0x5555;
+    sum += a[i]->val;
+    if (i % 4999 == 0)
+      sample(a[i]);
+  }
+  g_array = a;
+  return sum;
+}
+
+static uint64_t sum_array(void)
+{
+  uint64_t sum = 0;
+
+  for (int i = 0; i < ARRAY_LEN; i++)
+    sum += g_array[i]->val;
+  return sum;
+}
+
+/* Doomed: a wide object pointing at seven small ones, and nothing else. */
+static void make_doomed(void)
+{
+  tsup_new(&doomed[0], TREE_WIDE * sizeof(void *));
+  for (int i = 1; i < 8; i++) {
+    tsup_new(&doomed[i], 32 + 16 * (size_t)i);
+    tsup_link(&doomed[0], (size_t)i * 100, &doomed[i]);
+  }
+}
+
+/* Hand out every free slot of the classes the structures use, with a
+ * pattern, so a wrongly freed live node would be overwritten. */
+static void churn(void)
+{
+  for (int i = 0; i < 3 * LIST_LEN; i++) {
+    void *p = cgc_malloc_atomic(sizeof(struct node));
+    memset(p, 0xAB, sizeof(struct node));
+    if (i % 8 == 0) {
+      void *q = cgc_malloc(TREE_KIDS * sizeof(void *));
+      memset(q, 0xCD, TREE_KIDS * sizeof(void *));
+    }
+  }
+}
+
+START_TEST(overflow_list_tree_array_survive)
+{
+  uint64_t ls, ts, as, ov0;
+
+  init_tiny_stack();
+  nsample = 0;
+  ls = build_list();
+  ts = build_tree();
+  as = build_array();
+  make_doomed();
+  ov0 = cgci_g.st_overflows;
+  tsup_collect(2);
+  ck_assert_msg(cgci_g.st_overflows > ov0, "overflow recovery never ran");
+  ck_assert_uint_eq(cgci_g.mstack_cap, 16);
+  ck_assert_int_eq(tsup_count_freed(doomed, 8), 8);
+  for (int i = 0; i < nsample; i++)
+    ck_assert_msg(!sample_freed[i], "live sample %d reclaimed", i);
+  ck_assert_uint_eq(sum_list(), ls);
+  ck_assert_uint_eq(sum_tree(), ts);
+  ck_assert_uint_eq(sum_array(), as);
+  churn();
+  tsup_collect(1);
+  churn();
+  for (int i = 0; i < nsample; i++)
+    ck_assert_msg(!sample_freed[i], "live sample %d reclaimed", i);
+  ck_assert_uint_eq(sum_list(), ls);
+  ck_assert_uint_eq(sum_tree(), ts);
+  ck_assert_uint_eq(sum_array(), as);
+}
+END_TEST
+
+/* Dropping the structures under the tiny stack reclaims them. */
+START_TEST(overflow_then_drop_reclaims)
+{
+  cgc_stats_t s0, s1;
+
+  init_tiny_stack();
+  nsample = 0;
+  (void)build_tree();
+  (void)build_list();
+  tsup_collect(1);
+  for (int i = 0; i < nsample; i++)
+    ck_assert(!sample_freed[i]);
+  cgc_get_stats(&s0);
+  g_tree = NULL;
+  g_list = NULL;
+  tsup_collect(2);
+  cgc_get_stats(&s1);
+  /* bulk: at least most of the 77000 objects */
+  ck_assert_uint_ge(s1.objects_freed - s0.objects_freed, 70000);
+  ck_assert_int_ge(nsample, 50);
+  int freed = 0;
+  for (int i = 0; i < nsample; i++)
+    freed += sample_freed[i] != 0;
+  ck_assert_int_ge(freed, nsample / 2);
+}
+END_TEST
+
+/* ---- atomic blocks are not scanned -------------------------------------- */
+
+static void *volatile g_block;
+
+static void make_holder(int atomic)
+{
+  void *b = atomic ? cgc_malloc_atomic(64) : cgc_malloc(64);
+
+  ck_assert_ptr_nonnull(b);
+  memset(b, 0, 64);
+  g_block = b;
+  holder.hid = tsup_hide(b);
+  holder.size = 64;
+  tsup_new(&target, 48);
+  tsup_link(&holder, 3, &target);
+}
+
+START_TEST(atomic_not_scanned)
+{
+  tsup_init(-1, 1, 0);
+  make_holder(1);
+  tsup_collect(2);
+  ck_assert_int_eq(target.freed, 1);
+  ck_assert_ptr_eq(cgc_base(g_block), g_block);     /* the holder lives */
+}
+END_TEST
+
+START_TEST(scanned_block_keeps_referent)
+{
+  tsup_init(-1, 1, 0);
+  make_holder(0);
+  tsup_collect(2);
+  ck_assert_int_eq(target.freed, 0);
+  ck_assert(tsup_weak_live(target.weak));
+  g_block = NULL;
+  tsup_collect(2);
+  ck_assert_int_eq(target.freed, 1);
+}
+END_TEST
+
+/* ---- uncollectable blocks are roots ------------------------------------- */
+
+static void uncoll_case(size_t size, int tiny)
+{
+  void *u;
+
+  if (tiny)
+    init_tiny_stack();
+  else
+    tsup_init(-1, 1, 0);
+  u = cgc_malloc_uncollectable(size);
+  ck_assert_ptr_nonnull(u);
+  holder.hid = tsup_hide(u);     /* no pointer to U anywhere */
+  holder.size = size;
+  u = NULL;
+  tsup_new(&target, 48);
+  tsup_link(&holder, 1, &target);
+  tsup_collect(3);
+  ck_assert_int_eq(target.freed, 0);
+  ck_assert(tsup_weak_live(target.weak));
+  ck_assert_ptr_eq(cgc_base(tsup_unhide(holder.hid)), tsup_unhide(holder.hid));
+  ck_assert_uint_ge(cgc_usable_size(tsup_unhide(holder.hid)), size);
+  ck_assert_int_eq(cgc_free(tsup_unhide(holder.hid)), CGC_OK);
+  tsup_collect(2);
+  ck_assert_int_eq(target.freed, 1);
+}
+
+START_TEST(uncollectable_small_is_root) { uncoll_case(64, 0); }
+END_TEST
+START_TEST(uncollectable_large_is_root) { uncoll_case(20000, 0); }
+END_TEST
+START_TEST(uncollectable_root_tiny_stack) { uncoll_case(4000, 1); }
+END_TEST
+
+static Suite *mark_suite(void)
+{
+  Suite *s = suite_create("mark");
+  TCase *tc = tcase_create("overflow");
+  TCase *tk = tcase_create("kinds");
+
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, overflow_list_tree_array_survive);
+  tcase_add_test(tc, overflow_then_drop_reclaims);
+  suite_add_tcase(s, tc);
+  tcase_set_timeout(tk, 30);
+  tcase_add_test(tk, atomic_not_scanned);
+  tcase_add_test(tk, scanned_block_keeps_referent);
+  tcase_add_test(tk, uncollectable_small_is_root);
+  tcase_add_test(tk, uncollectable_large_is_root);
+  tcase_add_test(tk, uncollectable_root_tiny_stack);
+  suite_add_tcase(s, tk);
+  return s;
+}
+
+int main(int argc, char **argv)
+{
+  SRunner *sr;
+  int failed;
+
+  tsup_seed_init(argc, argv, 20240601);
+  sr = srunner_create(mark_suite());
+  srunner_run_all(sr, CK_ENV);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
