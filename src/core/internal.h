@@ -134,6 +134,8 @@ struct cgci_thread {
   int       dead;
   volatile unsigned sig_seen;       /* suspend signals received */
   void     *start_info;             /* uncollectable start record */
+  int       on_alt;                 /* stopped on its alternate signal stack */
+  uintptr_t alt_lo, alt_hi;         /* that stack, from the handler's frame up */
 };
 
 /* ---- globals ----------------------------------------------------------- */

@@ -282,6 +282,17 @@ static CGCI_NOINLINE void scan_self(struct cgci_thread *t) {
 static void scan_thread(struct cgci_thread *t) {
   if (t == cgci_self) { scan_self(t); return; }
   uintptr_t sp = (uintptr_t)AO_load(&t->stop_sp);
+  if (t->on_alt && AO_load(&t->state) != CGCI_TS_BLOCKED) {
+    /* stopped on an alternate signal stack (stw.c) */
+    if (t->alt_hi > t->alt_lo) scan_root(t->alt_lo, t->alt_hi);
+    if (sp == 0) {                   /* the whole normal stack, as mapped */
+      for (size_t i = 0; i < rw.n; i++)
+        if (rw.r[i].lo < t->stack_base && rw.r[i].hi >= t->stack_base) {
+          scan_root(rw.r[i].lo, t->stack_base);
+          break;
+        }
+    }
+  }
   if (sp != 0 && sp < t->stack_base) scan_root(sp, t->stack_base);
   /* inside a blocking call, leaving it included: a thread leaving one
    * flips its state to RUNNING and back while the world is stopped, so

@@ -29,10 +29,11 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
-  (void)sig; (void)info; (void)uctx;
+  (void)sig; (void)info;
   int saved_errno = errno;
   struct cgci_thread *t = cgci_self;
   if (t != NULL) t->sig_seen++;          /* lets wrappers tell our EINTR */
@@ -48,7 +49,22 @@ static void suspend_handler(int sig, siginfo_t *info, void *uctx) {
     return;
   }
   volatile uintptr_t here = 0;
-  AO_store(&t->stop_sp, (AO_t)&here);
+  uintptr_t sp = (uintptr_t)&here;
+  /* On an alternate signal stack (the thread was running an SA_ONSTACK
+   * handler of the program): the signal frames are on that stack, and the
+   * normal stack is live from the interrupted stack pointer (or, if that is
+   * on the alternate stack too, as a whole; roots.c). */
+  stack_t ss;
+  t->on_alt = 0;
+  if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+    const ucontext_t *uc = uctx;
+    uintptr_t isp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    t->alt_lo = sp;
+    t->alt_hi = (uintptr_t)ss.ss_sp + ss.ss_size;
+    t->on_alt = 1;
+    sp = (isp < t->stack_base && t->stack_base - isp < ((uintptr_t)1 << 30)) ? isp - 128 : 0;
+  }
+  AO_store(&t->stop_sp, (AO_t)sp);
   AO_store_release(&t->ack_gen, gen);
   sem_post(&cgci_g.ack_sem);
   sigset_t mask;
