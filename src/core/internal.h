@@ -235,7 +235,7 @@ bool cgci_lock_held(void);
 
 /* ---- os/os_linux.c ------------------------------------------------------ */
 void    *cgci_os_reserve(size_t bytes);
-bool     cgci_os_commit(void *p, size_t bytes);
+bool     cgci_os_commit(void *p, size_t bytes, bool populate);
 void     cgci_os_hint_huge(void *p, size_t bytes);
 void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
 void    *cgci_os_map(size_t bytes);                 /* fresh RW mapping */

@@ -31,10 +31,12 @@ static void *meta_bump(size_t bytes, size_t align) {
   size_t end = p + bytes - cgci_g.meta_lo;
   if (end > cgci_g.meta_reserved) cgci_fatal("metadata reserve exhausted");
   if (end > cgci_g.meta_committed) {
-    size_t want = (end + CGCI_COMMIT_STEP - 1) & ~(CGCI_COMMIT_STEP - 1);
+    /* metadata is pre-faulted (cgci_os_commit), so commit it in small steps */
+    size_t step = (size_t)1 << 20;
+    size_t want = (end + step - 1) & ~(step - 1);
     if (want > cgci_g.meta_reserved) want = cgci_g.meta_reserved;
     if (!cgci_os_commit((void *)(cgci_g.meta_lo + cgci_g.meta_committed),
-                        want - cgci_g.meta_committed))
+                        want - cgci_g.meta_committed, true))
       cgci_fatal("cannot commit metadata memory");
     cgci_g.meta_committed = want;
   }
@@ -150,7 +152,6 @@ void cgci_heap_init(void) {
   if (m == NULL) cgci_fatal("cannot reserve metadata address space");
   cgci_g.meta_lo = (uintptr_t)m;
   cgci_g.meta_reserved = meta;
-  cgci_os_hint_huge(m, meta);
 }
 
 /* cgci_sizeclass_init -- granule classes to 128 bytes, then four classes
@@ -245,12 +246,12 @@ static struct cgci_span *grow_frontier(size_t npages) {
     size_t want = (end + CGCI_COMMIT_STEP - 1) & ~(CGCI_COMMIT_STEP - 1);
     if (want > cgci_g.heap_reserved) want = cgci_g.heap_reserved;
     if (!cgci_os_commit((void *)(cgci_g.heap_lo + cgci_g.heap_committed),
-                        want - cgci_g.heap_committed))
+                        want - cgci_g.heap_committed, false))
       return NULL;
     /* the page map grows with the heap */
     size_t pm_lo = ((cgci_g.heap_committed >> CGCI_PAGE_SHIFT) * sizeof(void *)) & ~(CGCI_PAGE_SIZE - 1);
     size_t pm_hi = ((want >> CGCI_PAGE_SHIFT) * sizeof(void *) + CGCI_PAGE_SIZE - 1) & ~(CGCI_PAGE_SIZE - 1);
-    if (!cgci_os_commit((char *)cgci_g.pagemap + pm_lo, pm_hi - pm_lo)) return NULL;
+    if (!cgci_os_commit((char *)cgci_g.pagemap + pm_lo, pm_hi - pm_lo, false)) return NULL;
     cgci_g.heap_committed = want;
   }
   struct cgci_span *r = cgci_span_new();

@@ -32,11 +32,13 @@ void *cgci_os_reserve(size_t bytes) {
 
 /* cgci_os_commit -- make [P, P+BYTES) usable and fault it in now with one
  * system call: on virtual machines a page fault costs microseconds, and
- * the collector commits only what it is about to use.  Kernels before 5.14
+ * metadata is committed only when it is about to be used (heap pages are
+ * committed ahead in CGCI_COMMIT_STEP steps, so they fault in lazily and do
+ * not count in the RSS before use).  Kernels before 5.14
  * lack MADV_POPULATE_WRITE; then pages fault in lazily as usual. */
-bool cgci_os_commit(void *p, size_t bytes) {
+bool cgci_os_commit(void *p, size_t bytes, bool populate) {
   if (mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return false;
-  (void)madvise(p, bytes, MADV_POPULATE_WRITE);
+  if (populate) (void)madvise(p, bytes, MADV_POPULATE_WRITE);
   return true;
 }
 
