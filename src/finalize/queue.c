@@ -411,18 +411,10 @@ void cgci_queue_shutdown(void) {
     if (q.started && !q.paused) cgc_wait_idle(-1);
     else cgc_run_pending(0);
   }
-  pthread_mutex_lock(&q.mu);
-  int n = q.nthreads;
-  q.stopping = 1;
-  pthread_cond_broadcast(&q.work);
-  pthread_mutex_unlock(&q.mu);
-  for (int i = 0; i < n; i++) pthread_join(q.tids[i], NULL);
+  stop_threads();
   pthread_mutex_lock(&q.mu);
   q.fin_len = q.cln_len = 0;
   q.fin_head = q.cln_head = 0;
-  q.nthreads = 0;
-  q.started = 0;
-  q.stopping = 0;
   pthread_cond_broadcast(&q.idle);
   pthread_mutex_unlock(&q.mu);
 }
