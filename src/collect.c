@@ -131,7 +131,11 @@ void cgci_collect_locked(const char *reason) {
   if (cgci_roots_snapshot_stale()) cgci_roots_snapshot();   /* rare here */
   cgci_queue_lock();
   cgci_roots_lock();
+  cgci_meta_lock();              /* held through the pause: see pages.c */
+  cgci_meta_nolock(1);
   do_collect(&c);
+  cgci_meta_nolock(0);
+  cgci_meta_unlock();
   cgci_roots_unlock();
   cgci_queue_unlock();
   if (self) self->in_collect = 0;

@@ -151,6 +151,7 @@ static void atfork_child(void) {
   cgci_g.lock = fresh;
   cgci_meta_atfork_child();
   cgci_mark_atfork_child();
+  cgci_roots_atfork_child();
   cgci_g.lock_owner = 0;
   cgci_atfork_child_threads();
   cgci_queue_atfork_child();

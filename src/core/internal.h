@@ -267,6 +267,7 @@ void  cgci_sizeclass_init(void);
 void  cgci_meta_lock(void);
 void  cgci_meta_unlock(void);
 void  cgci_meta_atfork_child(void);
+void  cgci_meta_nolock(int on);
 
 /* cgci_span_of -- descriptor of the SMALL or LARGE span containing ADDR, or
  * NULL.  Fast: one subtraction, one compare, one load. */
@@ -336,6 +337,7 @@ void cgci_roots_snapshot(void);           /* never with the world stopped */
 bool cgci_roots_snapshot_stale(void);
 void cgci_roots_lock(void);
 void cgci_roots_unlock(void);
+void cgci_roots_atfork_child(void);
 void cgci_roots_thread_tls(struct cgci_thread *t);
 
 /* ---- threads/threads.c and stw.c --------------------------------------- */

@@ -44,30 +44,43 @@ static void *meta_bump(size_t bytes, size_t align) {
   return (void *)p;
 }
 
+/* The meta lock during a collection.  A mutator can be stopped while it
+ * holds meta_mu (it publishes data-segment snapshots without the collector
+ * lock), so the collector takes meta_mu *before* stopping the world and
+ * holds it through the pause (cgci_meta_lock/cgci_meta_hold).  Code that
+ * runs in the pause -- the collecting thread and the helper markers, which
+ * serialise among themselves with their own lock -- then uses meta memory
+ * without taking meta_mu again (meta_nolock). */
+static __thread int meta_nolock;
+
 void cgci_meta_lock(void) { pthread_mutex_lock(&meta_mu); }
 void cgci_meta_unlock(void) { pthread_mutex_unlock(&meta_mu); }
+void cgci_meta_nolock(int on) { meta_nolock = on; }
+
+static inline void meta_enter(void) { if (!meta_nolock) pthread_mutex_lock(&meta_mu); }
+static inline void meta_leave(void) { if (!meta_nolock) pthread_mutex_unlock(&meta_mu); }
 void cgci_meta_atfork_child(void) {
   pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
   meta_mu = m;
 }
 
 void *cgci_meta_alloc(size_t bytes) {
-  pthread_mutex_lock(&meta_mu);
+  meta_enter();
   void *p = meta_bump((bytes + 15) & ~(size_t)15, 16);
-  pthread_mutex_unlock(&meta_mu);
+  meta_leave();
   return p;    /* fresh meta memory is zero */
 }
 
 void *cgci_meta_alloc_aligned(size_t bytes, size_t align) {
-  pthread_mutex_lock(&meta_mu);
+  meta_enter();
   void *p = meta_bump((bytes + align - 1) & ~(align - 1), align);
-  pthread_mutex_unlock(&meta_mu);
+  meta_leave();
   return p;
 }
 
 void *cgci_meta_alloc_big(size_t bytes) {
   bytes = (bytes + CGCI_PAGE_SIZE - 1) & ~(CGCI_PAGE_SIZE - 1);
-  pthread_mutex_lock(&meta_mu);
+  meta_enter();
   struct bigfree **pp = &big_free, *b;
   while ((b = *pp) != NULL && b->bytes < bytes) pp = &b->next;
   void *p;
@@ -84,22 +97,24 @@ void *cgci_meta_alloc_big(size_t bytes) {
   } else {
     p = meta_bump(bytes, CGCI_PAGE_SIZE);
   }
-  pthread_mutex_unlock(&meta_mu);
+  meta_leave();
   return p;
 }
 
 void cgci_meta_free_big(void *p, size_t bytes) {
   bytes = (bytes + CGCI_PAGE_SIZE - 1) & ~(CGCI_PAGE_SIZE - 1);
   cgci_os_release(p, bytes);         /* reads as zero from now on */
-  pthread_mutex_lock(&meta_mu);
+  meta_enter();
   struct bigfree *b = p;
   b->bytes = bytes;
   b->next = big_free;
   big_free = b;
-  pthread_mutex_unlock(&meta_mu);
+  meta_leave();
 }
 
 void *cgci_ext_map(size_t bytes) { cgci_ensure_init(); return cgci_meta_alloc_big(bytes); }
+/* (the shim calls these from mutator threads, which never have meta_nolock
+ * set: they block on meta_mu while a collection holds it) */
 void cgci_ext_unmap(void *p, size_t bytes) { if (p) cgci_meta_free_big(p, bytes); }
 
 /* ---- span descriptors ---------------------------------------------------- */

@@ -270,6 +270,7 @@ static void work(struct marker *m) {
 static void *helper_main(void *arg) {
   struct marker *m = arg;
   unsigned seen = 0;
+  cgci_meta_nolock(1);       /* runs only in pauses; chunks under par.mu */
   pthread_mutex_lock(&par.mu);
   for (;;) {
     par.parked++;

@@ -207,6 +207,10 @@ static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *nam
  * it restarts it: a thread stopped while publishing a snapshot cannot be
  * holding it then. */
 void cgci_roots_lock(void) { pthread_mutex_lock(&snap_mu); }
+void cgci_roots_atfork_child(void) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  snap_mu = m;
+}
 void cgci_roots_unlock(void) { pthread_mutex_unlock(&snap_mu); }
 
 /* scan_clipped -- scan the parts of [LO, HI) that are mapped rw (RW is
