@@ -41,6 +41,11 @@ int cgci_ext_free_quiet(void *p);
 void *cgci_ext_map(size_t bytes);
 void  cgci_ext_unmap(void *p, size_t bytes);
 
+/* Call with 1 before and 0 after a dlopen or dlclose: the collector then
+ * knows its snapshot of data segments is stale.  The core's own dlopen and
+ * dlclose wrappers (weak) do this; a shim that defines them must too. */
+void cgci_ext_dl_change(int begin);
+
 /* Is the collector initialised and not inside its own initialisation on
  * this thread?  The shim serves allocations made during initialisation
  * from a static bootstrap area. */

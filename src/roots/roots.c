@@ -153,7 +153,16 @@ bool cgci_roots_snapshot_stale(void) {
 typedef void *(*dlopen_fn)(const char *, int);
 typedef int (*dlclose_fn)(void *);
 
-__attribute__((visibility("default"))) void *dlopen(const char *file, int mode) {
+/* cgci_ext_dl_change -- the loader's list of objects is about to change
+ * (BEGIN 1) or has changed (0).  The wrappers below call it; so do the
+ * malloc shim's own dlopen/dlclose, which take precedence there. */
+void cgci_ext_dl_change(int begin) {
+  (void)begin;
+  AO_fetch_and_add1(&dl_gen);
+}
+
+/* Weak: the malloc shim defines its own (which call cgci_ext_dl_change). */
+__attribute__((visibility("default"), weak)) void *dlopen(const char *file, int mode) {
   static dlopen_fn real_;
   if (real_ == NULL) real_ = (dlopen_fn)cgci_real_sym("dlopen");
   AO_fetch_and_add1(&dl_gen);
@@ -162,7 +171,7 @@ __attribute__((visibility("default"))) void *dlopen(const char *file, int mode) 
   return h;
 }
 
-__attribute__((visibility("default"))) int dlclose(void *handle) {
+__attribute__((visibility("default"), weak)) int dlclose(void *handle) {
   static dlclose_fn real_;
   if (real_ == NULL) real_ = (dlclose_fn)cgci_real_sym("dlclose");
   AO_fetch_and_add1(&dl_gen);

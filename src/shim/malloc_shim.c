@@ -674,10 +674,16 @@ SHIM_EXPORT void *dlopen(const char *file, int flags)
     f = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
     atomic_store(&real_dlopen, f);
   }
-  if (!core_ok() || cgci_shim_mode == CGCI_SHIM_LEAKCHECK)
-    return f(file, flags);
+  if (!core_ok() || cgci_shim_mode == CGCI_SHIM_LEAKCHECK) {
+    cgci_ext_dl_change(1);
+    void *h = f(file, flags);
+    cgci_ext_dl_change(0);
+    return h;
+  }
   cgc_disable();
+  cgci_ext_dl_change(1);
   void *h = f(file, flags);
+  cgci_ext_dl_change(0);
   cgc_enable();
   return h;
 }
@@ -690,10 +696,16 @@ SHIM_EXPORT int dlclose(void *h)
     f = (dlclose_fn)dlsym(RTLD_NEXT, "dlclose");
     atomic_store(&real_dlclose, f);
   }
-  if (!core_ok() || cgci_shim_mode == CGCI_SHIM_LEAKCHECK)
-    return f(h);
+  if (!core_ok() || cgci_shim_mode == CGCI_SHIM_LEAKCHECK) {
+    cgci_ext_dl_change(1);
+    int r = f(h);
+    cgci_ext_dl_change(0);
+    return r;
+  }
   cgc_disable();
+  cgci_ext_dl_change(1);
   int r = f(h);
+  cgci_ext_dl_change(0);
   cgc_enable();
   return r;
 }
