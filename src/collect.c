@@ -107,11 +107,19 @@ static void do_collect(struct cycle *c) {
     if (trig < ((size_t)256 << 10)) trig = (size_t)256 << 10;
   }
   cgci_g.trigger = trig;
-  /* keep at most the allocation budget resident, and never more than the
-   * live heap (or the minimum heap) when pacing is off */
+  /* Keep resident the free memory the next cycles will want: enough to
+   * reach the highest goal of the last few collections (a program whose
+   * live size swings between phases would otherwise give pages back and
+   * fault them in again each phase), at least this cycle's budget.  With
+   * pacing off, never more than the live heap (or the minimum heap). */
+  size_t goal = live + trig;
+  cgci_g.goal_hist[cgci_g.st.collections % 4] = goal;
   size_t keep = trig;
+  for (int i = 0; i < 4; i++)
+    if (cgci_g.goal_hist[i] > live && cgci_g.goal_hist[i] - live > keep)
+      keep = cgci_g.goal_hist[i] - live;
   size_t cap = live > cgci_g.min_heap ? live : cgci_g.min_heap;
-  if (keep > cap && cgci_g.gc_percent < 0) keep = cap;
+  if (cgci_g.gc_percent < 0) keep = trig < cap ? trig : cap;
   cgci_pages_release_old(keep);
   cgci_g.alloc_since_gc = 0;
   cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;

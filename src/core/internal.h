@@ -175,6 +175,7 @@ struct cgci_globals {
   size_t    trigger;                /* collect when alloc_since_gc >= this */
   size_t    live_bytes, live_objs;  /* after last collection */
   size_t    release_age;            /* collections a free run waits */
+  size_t    goal_hist[4];           /* heap goals of recent collections */
   /* statistics */
   cgc_stats_t st;
   /* marking */

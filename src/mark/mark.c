@@ -44,7 +44,7 @@ struct marker {
 #define MAX_MARKERS 8
 #define CHUNK 128
 #define PREFETCH_RING 32          /* a power of two */
-#define PAR_MIN_HEAP ((size_t)16 << 20)   /* CGC_PAR_MIN_HEAP overrides */
+#define PAR_MIN_HEAP ((size_t)64 << 20)   /* CGC_PAR_MIN_HEAP overrides */
 
 struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
 
