@@ -323,7 +323,8 @@ bool cgci_mark_object(void *base);                      /* set bit, push */
 bool cgci_is_marked(uintptr_t base);
 void cgci_mark_start_helpers(void);
 void cgci_mark_atfork_child(void);
-bool cgci_mark_stack_owned(uintptr_t lo, uintptr_t hi);
+struct cgci_root;
+size_t cgci_mark_owned_ranges(struct cgci_root *out, size_t max);
 
 /* ---- sweep/sweep.c ------------------------------------------------------ */
 void cgci_sweep_clear_marks(void);

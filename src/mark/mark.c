@@ -37,6 +37,8 @@
 struct marker {
   struct cgci_markent *stack;     /* own mapping */
   size_t top, cap;
+  void *tstack;                   /* helper's thread stack, own mapping */
+  size_t tstack_bytes;
   size_t bytes;                   /* bytes marked by this marker */
   int overflow;
 };
@@ -270,6 +272,9 @@ static void work(struct marker *m) {
 static void *helper_main(void *arg) {
   struct marker *m = arg;
   unsigned seen = 0;
+  sigset_t all;
+  sigfillset(&all);
+  syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, (size_t)(_NSIG / 8));
   cgci_meta_nolock(1);       /* runs only in pauses; chunks under par.mu */
   pthread_mutex_lock(&par.mu);
   for (;;) {
@@ -296,19 +301,29 @@ void cgci_mark_start_helpers(void) {
   int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
     (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))cgci_real_sym("pthread_create");
   if (create == NULL) return;
-  /* helpers are not registered mutators and take no signals at all */
-  sigset_t all, old;
-  sigfillset(&all);
-  syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, (size_t)(_NSIG / 8));
+  /* Helpers run on stacks of our own (excluded from the scan of foreign
+   * mappings, also in a forked child where they no longer run).  The
+   * creating thread must not block the suspend signal around
+   * pthread_create, which may call malloc (cgc's own under the shim) and
+   * wait for a collection: each helper blocks every signal itself. */
   int n = 0;
   for (int i = 1; i < par.nmarkers; i++) {
     if (markers[i].stack == NULL) marker_init(&markers[i]);
+    if (markers[i].tstack == NULL) {
+      markers[i].tstack_bytes = (size_t)256 << 10;
+      markers[i].tstack = cgci_os_map(markers[i].tstack_bytes);
+      if (markers[i].tstack == NULL) break;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, markers[i].tstack, markers[i].tstack_bytes);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    if (create(&t, NULL, helper_main, &markers[i]) != 0) break;
-    pthread_detach(t);
+    int r = create(&t, &attr, helper_main, &markers[i]);
+    pthread_attr_destroy(&attr);
+    if (r != 0) break;
     n++;
   }
-  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, (size_t)(_NSIG / 8));
   /* published under the lock the collector reads it with */
   cgci_lock();
   pthread_mutex_lock(&par.mu);
@@ -411,14 +426,23 @@ void cgci_mark_atfork_child(void) {
   /* leave started set: a child does not start markers of its own */
 }
 
-/* cgci_mark_stack_owned -- does [LO, HI) overlap a mark stack? (roots.c
- * skips them when it scans foreign mappings) */
-bool cgci_mark_stack_owned(uintptr_t lo, uintptr_t hi) {
-  for (int i = 0; i < MAX_MARKERS; i++) {
+/* cgci_mark_owned_ranges -- the mappings of the marker machinery (mark
+ * stacks, helper thread stacks), for roots.c to leave out of foreign
+ * mappings.  Returns how many were written to OUT (at most MAX). */
+size_t cgci_mark_owned_ranges(struct cgci_root *out, size_t max) {
+  size_t n = 0;
+  for (int i = 0; i < MAX_MARKERS && n + 2 <= max; i++) {
     struct marker *m = &markers[i];
-    if (m->stack == NULL) continue;
-    uintptr_t a = (uintptr_t)m->stack, b = a + m->cap * sizeof(struct cgci_markent);
-    if (lo < b && hi > a) return true;
+    if (m->stack) {
+      out[n].lo = (uintptr_t)m->stack;
+      out[n].hi = out[n].lo + m->cap * sizeof(struct cgci_markent);
+      n++;
+    }
+    if (m->tstack) {
+      out[n].lo = (uintptr_t)m->tstack;
+      out[n].hi = out[n].lo + m->tstack_bytes;
+      n++;
+    }
   }
-  return false;
+  return n;
 }

@@ -330,20 +330,39 @@ static void scan_uncoll(struct cgci_span *s, void *ctx) {
 
 /* ---- foreign mappings (malloc shim) -------------------------------------------------- */
 
-static bool overlaps(uintptr_t lo, uintptr_t hi, uintptr_t a, size_t len) {
-  return lo < a + len && hi > a;
+/* scan_excluding -- scan [LO, HI) minus the ranges EX[K..N).  Linux
+ * merges adjacent anonymous mappings, so a program's own mmap region can
+ * share one line of /proc/self/maps with a mapping of ours: subtract, do
+ * not skip. */
+static void scan_excluding(uintptr_t lo, uintptr_t hi, const struct cgci_root *ex,
+                           size_t k, size_t n) {
+  for (; k < n; k++) {
+    if (ex[k].hi <= lo || ex[k].lo >= hi) continue;
+    if (ex[k].lo > lo) scan_excluding(lo, ex[k].lo, ex, k + 1, n);
+    if (ex[k].hi < hi) scan_excluding(ex[k].hi, hi, ex, k + 1, n);
+    return;
+  }
+  if (hi > lo) scan_root(lo, hi);
 }
 
+/* scan_foreign -- an anonymous private rw mapping as a root, minus
+ * everything cgc owns or scans otherwise: the heap, metadata, page map,
+ * mark stacks and helper stacks, this table, and registered threads'
+ * stacks (scanned from their stack pointer; a thread stack starts at the
+ * low end of its mapping, above a guard page). */
 static void scan_foreign(uintptr_t lo, uintptr_t hi) {
-  if (overlaps(lo, hi, cgci_g.heap_lo, cgci_g.heap_reserved)) return;
-  if (overlaps(lo, hi, cgci_g.meta_lo, cgci_g.meta_reserved)) return;
-  if (overlaps(lo, hi, (uintptr_t)cgci_g.pagemap,
-               (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * sizeof(void *))) return;
-  if (cgci_mark_stack_owned(lo, hi)) return;
-  if (rw.r && overlaps(lo, hi, (uintptr_t)rw.r, rw.cap * (sizeof(struct cgci_root) + 1))) return;
-  for (struct cgci_thread *t = cgci_g.threads; t; t = t->next)
-    if (t->stack_base > lo && t->stack_base <= hi) return;   /* a thread stack */
-  scan_root(lo, hi);
+  struct cgci_root ex[48];
+  size_t n = 0;
+  ex[n++] = (struct cgci_root){cgci_g.heap_lo, cgci_g.heap_lo + cgci_g.heap_reserved};
+  ex[n++] = (struct cgci_root){cgci_g.meta_lo, cgci_g.meta_lo + cgci_g.meta_reserved};
+  ex[n++] = (struct cgci_root){(uintptr_t)cgci_g.pagemap, (uintptr_t)cgci_g.pagemap +
+                               (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * sizeof(void *)};
+  if (rw.r) ex[n++] = (struct cgci_root){(uintptr_t)rw.r, (uintptr_t)rw.r +
+                                         rw.cap * (sizeof(struct cgci_root) + 1)};
+  n += cgci_mark_owned_ranges(ex + n, 24);
+  for (struct cgci_thread *t = cgci_g.threads; t && n < 48; t = t->next)
+    if (t->stack_base > lo && t->stack_base <= hi) ex[n++] = (struct cgci_root){lo, t->stack_base};
+  scan_excluding(lo, hi, ex, 0, n);
 }
 
 void cgci_ext_scan_mappings(int on) {

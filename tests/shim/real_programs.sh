@@ -48,7 +48,7 @@ for name in $names; do
   wl_run "$name" "$data/in" "" > "$data/ref.out" 2> "$data/ref.err"
   ref_rc=$?
   for mode in $modes; do
-    prefix="env LD_PRELOAD=$lib CGC_MODE=$mode CGC_LEAK_EXITCODE=0 CGC_LEAK_LOG=$data/leak.log"
+    prefix="env LD_PRELOAD=$lib CGC_MODE=$mode CGC_LEAK_EXITCODE=0 CGC_LEAK_DEPTH=4 CGC_LEAK_LOG=$data/leak.log"
     start=${EPOCHREALTIME/./}
     wl_run "$name" "$data/in" "$prefix" > "$data/cgc.out" 2> "$data/cgc.err"
     rc=$?

@@ -10,8 +10,9 @@
  *   - pthread_setspecific of another thread
  *   - a realloc'd buffer grown to 256 MiB
  *   - memory a fork child allocates and checks
- * With the argument "stray" it also frees pointers it never allocated
- * (only under the preload library: glibc aborts on that).
+ * usage: roots [mmap] [tls] [realloc] [fork] [stray]   (default: all but
+ * stray).  "stray" frees pointers it never allocated: only under the
+ * preload library, glibc aborts on that.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -191,14 +192,30 @@ static void part_stray(void)
   report("stray frees ignored", q == NULL);
 }
 
+/* want -- was part NAME asked for on the command line (none: all but
+ * "stray")? */
+static int want(int argc, char **argv, const char *name)
+{
+  if (argc < 2)
+    return strcmp(name, "stray") != 0;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], name) == 0)
+      return 1;
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   setvbuf(stdout, NULL, _IOLBF, 0);
-  part_mmap();
-  part_tls();
-  part_realloc();
-  part_fork();
-  if (argc > 1 && strcmp(argv[1], "stray") == 0)
+  if (want(argc, argv, "mmap"))
+    part_mmap();
+  if (want(argc, argv, "tls"))
+    part_tls();
+  if (want(argc, argv, "realloc"))
+    part_realloc();
+  if (want(argc, argv, "fork"))
+    part_fork();
+  if (want(argc, argv, "stray"))
     part_stray();
   printf("roots: %s\n", failures ? "FAILED" : "all ok");
   return failures ? 1 : 0;

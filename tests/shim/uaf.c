@@ -19,7 +19,10 @@ static int __attribute__((noinline)) one_round(size_t size)
   if (victim == NULL)
     exit(2);
   memset(victim, 'v', size);
-  free(victim);                      /* victim now dangles */
+  /* Keep a copy the compiler cannot reason about: it would otherwise drop
+   * the (undefined) write through a freed pointer below. */
+  char *volatile dangling = victim;
+  free(victim);                      /* dangling now dangles */
 
   char *fresh = malloc(size);
   if (fresh == NULL)
@@ -27,7 +30,10 @@ static int __attribute__((noinline)) one_round(size_t size)
   memset(fresh, 'f', size);
 
   /* The bug: a write through the dangling pointer. */
-  memset(victim, 'X', size / 2);
+  memset(dangling, 'X', size / 2);
+  /* And it would assume that memory fresh from malloc cannot be reached
+   * through an older pointer: make it read FRESH again. */
+  __asm__ volatile("" : : "r"(fresh) : "memory");
 
   int corrupted = 0;
   for (size_t i = 0; i < size; i++)
