@@ -17,7 +17,7 @@ echo "== tests"
 (cd build-test && ctest --output-on-failure -j"$jobs" --timeout 600)
 
 echo "== UBSan build"
-cmake -S . -B build-ubsan -DCMAKE_BUILD_TYPE=Debug -DCGC_UBSAN=ON -DCGC_WERROR=ON \
+cmake -S . -B build-ubsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCGC_UBSAN=ON -DCGC_WERROR=ON \
       -DCGC_BUILD_PRELOAD=OFF -DCGC_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-ubsan -j"$jobs"
 (cd build-ubsan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 CGC_STRESS_SECONDS=8 \
