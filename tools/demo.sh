@@ -7,9 +7,8 @@ tools/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
 echo
-echo "== demonstration: finalizer vs cleanup on the same heap"
-if [ -x build/examples/demo ]; then build/examples/demo; fi
-for ex in build/examples/ex_*; do
+echo "== demonstration: finalizers vs cleanups on the same heap (examples/)"
+for ex in build/examples/ex[0-9]*; do
   [ -x "$ex" ] || continue
   echo "---- $(basename "$ex")"
   "$ex"
