@@ -28,10 +28,8 @@
 #include <string.h>
 
 struct cycle {
-  const char *reason;
   uint64_t t0, t_stopped, t_marked, t_end;
   size_t heap_before, list_objs, list_bytes;
-  bool done;
 };
 
 static size_t heap_bytes(void) {
@@ -53,7 +51,6 @@ static void mark_lists(struct cycle *c) {
 }
 
 static void do_collect(struct cycle *c) {
-  c->done = true;
   c->heap_before = heap_bytes();
   cgci_stop_world();
   c->t_stopped = cgci_os_now_ns();
@@ -133,7 +130,7 @@ void cgci_collect_locked(const char *reason) {
   if (self && self->in_collect) return;          /* no recursion */
   struct cycle c;
   memset(&c, 0, sizeof c);
-  c.reason = reason;
+  (void)reason;                  /* for a debugger's backtrace */
   c.t0 = cgci_os_now_ns();
   if (self) self->in_collect = 1;
   if (cgci_roots_snapshot_stale()) cgci_roots_snapshot();   /* rare here */

@@ -23,19 +23,9 @@ struct cgci_globals cgci_g = {
 
 /* ---- the collector lock ------------------------------------------------ */
 
-void cgci_lock(void) {
-  pthread_mutex_lock(&cgci_g.lock);
-  cgci_g.lock_owner = pthread_self();
-}
+void cgci_lock(void) { pthread_mutex_lock(&cgci_g.lock); }
 
-void cgci_unlock(void) {
-  cgci_g.lock_owner = 0;
-  pthread_mutex_unlock(&cgci_g.lock);
-}
-
-bool cgci_lock_held(void) {
-  return cgci_g.lock_owner == pthread_self();
-}
+void cgci_unlock(void) { pthread_mutex_unlock(&cgci_g.lock); }
 
 /* ---- environment ------------------------------------------------------- */
 
@@ -152,7 +142,6 @@ static void atfork_child(void) {
   cgci_meta_atfork_child();
   cgci_mark_atfork_child();
   cgci_roots_atfork_child();
-  cgci_g.lock_owner = 0;
   cgci_atfork_child_threads();
   cgci_queue_atfork_child();
   cgci_specials_atfork_child();

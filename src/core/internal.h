@@ -130,7 +130,6 @@ struct cgci_thread {
   int       is_callback;            /* a finalizer or cleanup thread */
   int       in_callback;            /* running user callback code now */
   int       in_collect;             /* this thread runs the collector */
-  int       registered_by_create;   /* started through our pthread_create */
   int       dead;
   volatile unsigned sig_seen;       /* suspend signals received */
   void     *start_info;             /* uncollectable start record */
@@ -163,7 +162,6 @@ struct cgci_globals {
   size_t    pages_free_committed;   /* pages in free runs, not released */
   /* locks */
   pthread_mutex_t lock;             /* the collector lock */
-  pthread_t lock_owner;
   /* collection policy */
   int       gc_percent;             /* < 0: off */
   int       disabled;               /* cgc_disable nesting */
@@ -180,7 +178,7 @@ struct cgci_globals {
   cgc_stats_t st;
   /* marking */
   struct cgci_markent *mstack;      /* mark stack (own mapping) */
-  size_t    mstack_cap, mstack_top, mstack_max;
+  size_t    mstack_cap, mstack_max;   /* marker 0's stack (mark.c) */
   int       mstack_overflow;
   size_t    bytes_marked;
   uint64_t  st_overflows;            /* mark-stack overflow recoveries */
@@ -189,7 +187,6 @@ struct cgci_globals {
   size_t    nroots, roots_cap;
   size_t    root_bytes;             /* scanned in the last collection */
   int       scan_mappings;          /* ext: scan foreign rw mappings */
-  uintptr_t self_lo, self_hi;       /* libcgc's own module, if shared */
   size_t    static_tls_size;        /* glibc's static TLS block size */
   size_t    tcb_size;               /* bytes of struct pthread to scan */
   /* threads */
@@ -208,7 +205,6 @@ struct cgci_globals {
   int       trace;                  /* CGC_TRACE */
   uint64_t  trace_fin_run, trace_cln_run; /* callbacks run at the last trace */
   int       show_stats;             /* CGC_SHOW_STATS */
-  int       verbose;
   uint64_t  t_start_ns;
   cgc_oom_fn oom_hook;
   cgc_error_fn error_hook;
@@ -232,18 +228,15 @@ void cgci_ensure_init(void);
 static inline bool cgci_ready(void) { return AO_load(&cgci_g.init_state) == 2; }
 void cgci_lock(void);
 void cgci_unlock(void);
-bool cgci_lock_held(void);
 
 /* ---- os/os_linux.c ------------------------------------------------------ */
 void    *cgci_os_reserve(size_t bytes);
 bool     cgci_os_commit(void *p, size_t bytes, bool populate);
-void     cgci_os_hint_huge(void *p, size_t bytes);
 void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
 void    *cgci_os_map(size_t bytes);                 /* fresh RW mapping */
 void     cgci_os_unmap(void *p, size_t bytes);
 void    *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes);
 uint64_t cgci_os_now_ns(void);
-uint64_t cgci_os_rss_bytes(void);
 void     cgci_os_write(int fd, const char *s, size_t n);
 bool     cgci_os_stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
 typedef void (*cgci_maps_fn)(uintptr_t lo, uintptr_t hi, const char *perms,
@@ -319,7 +312,6 @@ void cgci_mark_range(uintptr_t lo, uintptr_t hi);       /* scan now */
 void cgci_mark_push(uintptr_t lo, uintptr_t hi);        /* scan later */
 void cgci_mark_drain(void);
 void cgci_mark_recover_overflow(bool with_finalizable);
-bool cgci_mark_object(void *base);                      /* set bit, push */
 bool cgci_is_marked(uintptr_t base);
 void cgci_mark_start_helpers(void);
 void cgci_mark_atfork_child(void);
@@ -370,7 +362,6 @@ bool cgci_queue_needs_threads(void);
 void cgci_queue_signal_locked(void);
 void cgci_specials_each(void (*fn)(uintptr_t base, int is_fin, void *data_or_arg,
                                    void *site, void *ctx), void *ctx);
-size_t cgci_specials_count(void);
 void cgci_queue_shutdown(void);
 void cgci_queue_reconfigure(const cgc_config_t *cfg);
 size_t cgci_queue_len_fin(void);

@@ -498,4 +498,3 @@ void cgci_specials_each(void (*fn)(uintptr_t base, int is_fin, void *data_or_arg
   }
 }
 
-size_t cgci_specials_count(void) { return sp.count; }

@@ -363,16 +363,6 @@ void cgci_mark_drain(void) {
   if (m->overflow) { cgci_g.mstack_overflow = 1; m->overflow = 0; }
 }
 
-/* cgci_mark_object -- mark BASE (a block start) and push its contents if
- * it is scanned.  Returns true if it was not marked before. */
-bool cgci_mark_object(void *base) {
-  struct cgci_span *s = cgci_span_of((uintptr_t)base);
-  if (s == NULL) return false;
-  bool was = cgci_is_marked((uintptr_t)base);
-  cgci_mark_word((uintptr_t)base);
-  return !was;
-}
-
 bool cgci_is_marked(uintptr_t base) {
   struct cgci_span *s = cgci_span_of(base);
   if (s == NULL) return false;

@@ -42,12 +42,6 @@ bool cgci_os_commit(void *p, size_t bytes, bool populate) {
   return true;
 }
 
-/* cgci_os_hint_huge -- ask for transparent huge pages on [P, P+BYTES):
- * fewer faults and TLB misses for metadata. */
-void cgci_os_hint_huge(void *p, size_t bytes) {
-  (void)madvise(p, bytes, MADV_HUGEPAGE);
-}
-
 /* cgci_os_release -- give the pages back; they read as zero afterwards. */
 void cgci_os_release(void *p, size_t bytes) {
   (void)madvise(p, bytes, MADV_DONTNEED);
@@ -164,21 +158,4 @@ bool cgci_os_stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
   cgci_os_each_mapping(find_stack_cb, &f);
   if (f.found) { *lo = f.lo; *hi = f.hi; }
   return f.found;
-}
-
-/* cgci_os_rss_bytes -- resident set size from /proc/self/statm. */
-uint64_t cgci_os_rss_bytes(void) {
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[128];
-  ssize_t r = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (r <= 0) return 0;
-  buf[r] = 0;
-  const char *p = buf;
-  while (*p && *p != ' ') p++;
-  while (*p == ' ') p++;
-  uint64_t pages = 0;
-  while (*p >= '0' && *p <= '9') pages = pages * 10 + (uint64_t)(*p++ - '0');
-  return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
