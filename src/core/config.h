@@ -80,6 +80,13 @@
 #  define CGCI_SCAN_CHUNK ((size_t)64 << 10)
 #endif
 
+/* Large objects and foreign mappings of at least this many bytes are
+ * scanned only where their pages are resident or swapped out
+ * (cgci_os_each_touched); smaller ones are read whole. */
+#ifndef CGCI_SPARSE_MIN
+#  define CGCI_SPARSE_MIN ((size_t)256 << 10)
+#endif
+
 /* Stop-the-world: how long to wait for acknowledgements before signalling
  * the missing threads again, and how many rounds before giving up. */
 #ifndef CGCI_STW_RETRY_MS

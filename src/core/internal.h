@@ -242,6 +242,8 @@ bool     cgci_os_stack_of(uintptr_t sp, uintptr_t *lo, uintptr_t *hi);
 typedef void (*cgci_maps_fn)(uintptr_t lo, uintptr_t hi, const char *perms,
                              const char *name, void *ctx);
 void     cgci_os_each_mapping(cgci_maps_fn fn, void *ctx);
+typedef void (*cgci_run_fn)(uintptr_t lo, uintptr_t hi, void *ctx);
+bool     cgci_os_each_touched(uintptr_t lo, uintptr_t hi, cgci_run_fn fn, void *ctx);
 int      cgci_os_ncpu(void);
 pid_t    cgci_os_gettid(void);
 const char *cgci_os_getenv(const char *name);

@@ -133,6 +133,17 @@ static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_) {
   return true;
 }
 
+/* push_large -- a large block's contents.  A big one is pushed as the
+ * runs of pages the program has touched: the rest reads as zero, and
+ * reading it would fault it in (see cgci_os_each_touched). */
+static void push_run(uintptr_t lo, uintptr_t hi, void *ctx) { push(ctx, lo, hi); }
+
+static CGCI_NOINLINE void push_large(struct marker *m, const struct cgci_span *s) {
+  uintptr_t lo = s->start, hi = s->start + s->large_bytes;
+  if (s->large_bytes < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, push_run, m))
+    push(m, lo, hi);
+}
+
 /* mark_one -- the candidate pointer W: mark and push the block it points
  * into, if any.  Kept small: it runs for every word scanned. */
 static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, size_t heap_used,
@@ -155,7 +166,7 @@ static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, si
     if (s->kind == CGCI_KIND_UNCOLL) return;
     if (!set_bit(&s->mark[0], 1, par_)) return;
     m->bytes += s->large_bytes;
-    if (s->kind == CGCI_KIND_NORMAL) push(m, s->start, s->start + s->large_bytes);
+    if (s->kind == CGCI_KIND_NORMAL) push_large(m, s);
   }
 }
 
@@ -382,7 +393,7 @@ static void rescan_span(struct cgci_span *s, void *ctx) {
   struct marker *m = &markers[0];
   if (s->kind == CGCI_KIND_ATOMIC) return;
   if (s->state == CGCI_SPAN_LARGE) {
-    if (s->mark[0] & 1) { push(m, s->start, s->start + s->large_bytes); cgci_mark_drain(); }
+    if (s->mark[0] & 1) { push_large(m, s); cgci_mark_drain(); }
     return;
   }
   for (uint32_t i = 0; i < s->nobj; i++)

@@ -60,6 +60,72 @@ void *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes) {
   return q == MAP_FAILED ? NULL : q;
 }
 
+/* cgci_os_each_touched -- call FN(LO', HI', CTX) on each maximal run of
+ * pages of [LO, HI) (page aligned, private anonymous memory) that may hold
+ * something other than zeros: present in memory or swapped out, as
+ * /proc/self/pagemap says (bits 63 and 62; readable without privileges).
+ * A page that is neither was never written or was given back with
+ * MADV_DONTNEED, and reads as zero, so a conservative scan can skip it.
+ * Reading such a page would instead fault it in: a collection that scans
+ * a 256 MiB buffer the program touched 1 MiB of would otherwise make it
+ * resident (on kernels without the shared zero page) and take a page
+ * fault per page.  mincore() cannot serve here: it reports swapped-out
+ * pages as absent.  False when pagemap cannot be read (no /proc); then the
+ * caller scans everything.
+ *
+ * The descriptor is cached per process (a /proc/self file opened before
+ * fork names the parent) and may be used by several markers at once:
+ * pread has no shared offset. */
+static AO_t pagemap_fd = (AO_t)-1;
+static AO_t pagemap_pid;
+
+static int pagemap_open(void) {
+  pid_t pid = getpid();
+  int fd = (int)(intptr_t)AO_load(&pagemap_fd);
+  if (fd >= 0 && (pid_t)AO_load(&pagemap_pid) == pid) return fd;
+  int nfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (nfd < 0) return -1;
+  /* publish: pid first is harmless, readers compare both */
+  if (AO_compare_and_swap(&pagemap_fd, (AO_t)(intptr_t)fd, (AO_t)(intptr_t)nfd)) {
+    AO_store(&pagemap_pid, (AO_t)pid);
+    if (fd >= 0) (void)close(fd);        /* the parent's, inherited */
+    return nfd;
+  }
+  (void)close(nfd);                      /* another marker won */
+  return (int)(intptr_t)AO_load(&pagemap_fd);
+}
+
+bool cgci_os_each_touched(uintptr_t lo, uintptr_t hi, cgci_run_fn fn, void *ctx) {
+  int fd = pagemap_open();
+  if (fd < 0) return false;
+  enum { BATCH = 512 };
+  uint64_t ent[BATCH];
+  const uint64_t keep = (uint64_t)3 << 62;              /* present | swapped */
+  uintptr_t run = 0;                                    /* start of open run */
+  for (uintptr_t a = lo; a < hi;) {
+    size_t want = (hi - a) >> CGCI_PAGE_SHIFT;
+    if (want > BATCH) want = BATCH;
+    off_t off = (off_t)((a >> CGCI_PAGE_SHIFT) * sizeof(uint64_t));
+    ssize_t got = pread(fd, ent, want * sizeof(uint64_t), off);
+    if (got < (ssize_t)sizeof(uint64_t)) {
+      /* cannot tell: treat the rest as touched */
+      if (run == 0) run = a;
+      break;
+    }
+    size_t k = (size_t)got / sizeof(uint64_t);
+    for (size_t i = 0; i < k; i++, a += CGCI_PAGE_SIZE) {
+      if (ent[i] & keep) {
+        if (run == 0) run = a;
+      } else if (run != 0) {
+        fn(run, a, ctx);
+        run = 0;
+      }
+    }
+  }
+  if (run != 0) fn(run, hi, ctx);
+  return true;
+}
+
 uint64_t cgci_os_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -330,6 +330,8 @@ static void scan_uncoll(struct cgci_span *s, void *ctx) {
 
 /* ---- foreign mappings (malloc shim) -------------------------------------------------- */
 
+static void scan_run(uintptr_t lo, uintptr_t hi, void *ctx) { (void)ctx; scan_root(lo, hi); }
+
 /* scan_excluding -- scan [LO, HI) minus the ranges EX[K..N).  Linux
  * merges adjacent anonymous mappings, so a program's own mmap region can
  * share one line of /proc/self/maps with a mapping of ours: subtract, do
@@ -342,7 +344,10 @@ static void scan_excluding(uintptr_t lo, uintptr_t hi, const struct cgci_root *e
     if (ex[k].hi < hi) scan_excluding(ex[k].hi, hi, ex, k + 1, n);
     return;
   }
-  if (hi > lo) scan_root(lo, hi);
+  if (hi <= lo) return;
+  /* private anonymous memory: pages never written read as zero, skip them */
+  if (hi - lo < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, scan_run, NULL))
+    scan_root(lo, hi);
 }
 
 /* scan_foreign -- an anonymous private rw mapping as a root, minus

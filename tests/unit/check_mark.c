@@ -17,7 +17,9 @@
 #include <check.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "tsup.h"
@@ -273,6 +275,62 @@ START_TEST(scanned_block_keeps_referent)
 }
 END_TEST
 
+/* ---- big blocks are scanned where they were touched --------------------- */
+
+#define SPARSE_BYTES ((size_t)64 << 20)
+
+static tsup_obj_t sparse_t[3];
+
+static long rss_kib(void)
+{
+  FILE *f = fopen("/proc/self/statm", "r");
+  long vm = 0, res = 0;
+
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fscanf(f, "%ld %ld", &vm, &res), 2);
+  fclose(f);
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* sparse_setup -- a 64 MiB block with pointers on three of its pages
+ * (first word, middle, last word); the rest is never written. */
+static __attribute__((noinline)) void sparse_setup(void)
+{
+  size_t at[3] = {0, (40 << 20) + 8, SPARSE_BYTES - 8};
+  char *b = cgc_malloc(SPARSE_BYTES);
+
+  ck_assert_ptr_nonnull(b);
+  g_block = b;
+  holder.hid = tsup_hide(b);
+  holder.size = SPARSE_BYTES;
+  for (int i = 0; i < 3; i++) {
+    tsup_new(&sparse_t[i], 48);
+    tsup_link(&holder, at[i] / sizeof(void *), &sparse_t[i]);
+  }
+}
+
+START_TEST(sparse_large_block)
+{
+  tsup_init(-1, 1, 0);
+  sparse_setup();
+  long before = rss_kib();
+  tsup_collect(2);
+  long grown = rss_kib() - before;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(sparse_t[i].freed, 0);
+    ck_assert(tsup_weak_live(sparse_t[i].weak));
+  }
+  /* the untouched 64 MiB were not read: a read would fault them in on
+   * kernels without the shared zero page (and cost a fault per page on
+   * every kernel) */
+  ck_assert_int_lt(grown, 16 * 1024);
+  g_block = NULL;
+  tsup_collect(3);
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(sparse_t[i].freed, 1);
+}
+END_TEST
+
 /* ---- uncollectable blocks are roots ------------------------------------- */
 
 static void uncoll_case(size_t size, int tiny)
@@ -320,6 +378,7 @@ static Suite *mark_suite(void)
   tcase_set_timeout(tk, 30);
   tcase_add_test(tk, atomic_not_scanned);
   tcase_add_test(tk, scanned_block_keeps_referent);
+  tcase_add_test(tk, sparse_large_block);
   tcase_add_test(tk, uncollectable_small_is_root);
   tcase_add_test(tk, uncollectable_large_is_root);
   tcase_add_test(tk, uncollectable_root_tiny_stack);
