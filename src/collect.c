@@ -95,8 +95,14 @@ static void do_collect(struct cycle *c) {
   /* pacing: GOGC-style goal, no lower than the minimum heap, and early
    * enough to stay under a hard limit */
   size_t live = cgci_g.live_bytes;
+  /* The budget follows the mean live size of this cycle and the previous
+   * one: a collection that happens to land on a momentary peak of the live
+   * heap (a big temporary structure almost built) would otherwise double
+   * the heap for the cycles after it. */
+  size_t basis = cgci_g.prev_live != 0 ? live / 2 + cgci_g.prev_live / 2 : live;
+  cgci_g.prev_live = live;
   size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
-                                      : (size_t)((double)live * cgci_g.gc_percent / 100.0);
+                                      : (size_t)((double)basis * cgci_g.gc_percent / 100.0);
   if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
   if (cgci_g.heap_limit) {
     size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;

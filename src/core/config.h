@@ -80,6 +80,12 @@
 #  define CGCI_SCAN_CHUNK ((size_t)64 << 10)
 #endif
 
+/* Heap size from which the heap asks for transparent huge pages
+ * (CGC_HUGEPAGES overrides; "off" or 0 disables). */
+#ifndef CGCI_HUGE_MIN
+#  define CGCI_HUGE_MIN ((size_t)32 << 20)
+#endif
+
 /* Large objects and foreign mappings of at least this many bytes are
  * scanned only where their pages are resident or swapped out
  * (cgci_os_each_touched); smaller ones are read whole. */

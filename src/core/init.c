@@ -29,8 +29,8 @@ void cgci_unlock(void) { pthread_mutex_unlock(&cgci_g.lock); }
 
 /* ---- environment ------------------------------------------------------- */
 
-/* parse_size -- "123", "64k", "64KiB", "1.5G"... into bytes; 0 if bad. */
-static size_t parse_size(const char *s) {
+/* cgci_parse_size -- "123", "64k", "64KiB", "1.5G"... into bytes; 0 if bad. */
+size_t cgci_parse_size(const char *s) {
   if (s == NULL || *s == 0) return 0;
   double v = 0, frac = 0, scale = 1;
   int seen = 0, dot = 0;
@@ -84,9 +84,12 @@ static void read_environment(void) {
     if (strcmp(e, "off") == 0) cgci_g.gc_percent = -1;
     else cgci_g.gc_percent = parse_int(e, CGCI_GC_PERCENT);
   }
-  cgci_g.heap_limit = parse_size(cgci_os_getenv("CGC_MEMLIMIT"));
+  cgci_g.heap_limit = cgci_parse_size(cgci_os_getenv("CGC_MEMLIMIT"));
   cgci_g.min_heap = CGCI_MIN_HEAP;
-  if ((e = cgci_os_getenv("CGC_MIN_HEAP")) != NULL) cgci_g.min_heap = parse_size(e);
+  if ((e = cgci_os_getenv("CGC_MIN_HEAP")) != NULL) cgci_g.min_heap = cgci_parse_size(e);
+  cgci_g.huge_min = CGCI_HUGE_MIN;
+  if ((e = cgci_os_getenv("CGC_HUGEPAGES")) != NULL)
+    cgci_g.huge_min = strcmp(e, "off") == 0 ? 0 : cgci_parse_size(e);
   cgci_g.release_age = CGCI_RELEASE_AGE;
   if ((e = cgci_os_getenv("CGC_RELEASE_AGE")) != NULL)
     cgci_g.release_age = (size_t)parse_int(e, CGCI_RELEASE_AGE);

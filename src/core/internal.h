@@ -65,6 +65,7 @@
 
 #define CGCI_PAGE_SHIFT 12
 #define CGCI_PAGE_SIZE  ((size_t)1 << CGCI_PAGE_SHIFT)
+#define CGCI_HUGE_ALIGN ((size_t)2 << 20)   /* x86-64 transparent huge page */
 #define CGCI_GRANULE    16
 #define CGCI_MAX_OBJS   256            /* slots per small span; 4 mark words */
 #define CGCI_MARK_WORDS (CGCI_MAX_OBJS / 64)
@@ -166,6 +167,8 @@ struct cgci_globals {
   int       gc_percent;             /* < 0: off */
   int       disabled;               /* cgc_disable nesting */
   size_t    min_heap;               /* no trigger below this many bytes */
+  size_t    huge_min;               /* heap size that turns on THP; 0: never */
+  int       huge_on;                /* MADV_HUGEPAGE applied (pages.c) */
   size_t    heap_limit;             /* 0: none */
   int64_t   alloc_since_gc;         /* net bytes since last collection */
   uint64_t  explicit_freed_objs, explicit_freed_bytes; /* by cgc_free */
@@ -174,6 +177,7 @@ struct cgci_globals {
   size_t    live_bytes, live_objs;  /* after last collection */
   size_t    release_age;            /* collections a free run waits */
   size_t    goal_hist[4];           /* heap goals of recent collections */
+  size_t    prev_live;              /* live bytes after the previous one */
   /* statistics */
   cgc_stats_t st;
   /* marking */
@@ -233,6 +237,7 @@ void cgci_unlock(void);
 void    *cgci_os_reserve(size_t bytes);
 bool     cgci_os_commit(void *p, size_t bytes, bool populate);
 void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
+void     cgci_os_hugepages(void *p, size_t bytes);
 void    *cgci_os_map(size_t bytes);                 /* fresh RW mapping */
 void     cgci_os_unmap(void *p, size_t bytes);
 void    *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes);
@@ -247,6 +252,7 @@ bool     cgci_os_each_touched(uintptr_t lo, uintptr_t hi, cgci_run_fn fn, void *
 int      cgci_os_ncpu(void);
 pid_t    cgci_os_gettid(void);
 const char *cgci_os_getenv(const char *name);
+size_t   cgci_parse_size(const char *s);          /* init.c */
 
 /* ---- heap/pages.c ------------------------------------------------------- */
 void  cgci_heap_init(void);

@@ -26,6 +26,10 @@ static pthread_mutex_t meta_mu = PTHREAD_MUTEX_INITIALIZER;
 struct bigfree { struct bigfree *next; size_t bytes; };
 static struct bigfree *big_free;   /* meta memory, not heap */
 
+/* meta_bump -- BYTES at ALIGN from the low end.  Small metadata is
+ * pre-faulted (one madvise per MiB instead of a fault per page); big
+ * blocks (the shim's tables, most of which a program never touches) are
+ * committed without faulting them in. */
 static void *meta_bump(size_t bytes, size_t align) {
   uintptr_t p = (cgci_g.meta_lo + cgci_g.meta_used + align - 1) & ~(uintptr_t)(align - 1);
   size_t end = p + bytes - cgci_g.meta_lo;
@@ -36,7 +40,7 @@ static void *meta_bump(size_t bytes, size_t align) {
     size_t want = (end + step - 1) & ~(step - 1);
     if (want > cgci_g.meta_reserved) want = cgci_g.meta_reserved;
     if (!cgci_os_commit((void *)(cgci_g.meta_lo + cgci_g.meta_committed),
-                        want - cgci_g.meta_committed, true))
+                        want - cgci_g.meta_committed, bytes < ((size_t)256 << 10)))
       cgci_fatal("cannot commit metadata memory");
     cgci_g.meta_committed = want;
   }
@@ -141,19 +145,19 @@ void cgci_heap_init(void) {
   size_t reserve = CGCI_HEAP_RESERVE;
   const char *e = cgci_os_getenv("CGC_HEAP_RESERVE");
   if (e != NULL) {
-    size_t v = 0;
-    for (; *e >= '0' && *e <= '9'; e++) v = v * 10 + (size_t)(*e - '0');
-    if (*e == 'G' || *e == 'g') v <<= 30; else if (*e == 'M' || *e == 'm') v <<= 20;
+    size_t v = cgci_parse_size(e);
     if (v >= ((size_t)64 << 20)) reserve = v;
   }
   reserve &= ~(CGCI_COMMIT_STEP - 1);
   void *heap = NULL;
   while (heap == NULL && reserve >= ((size_t)64 << 20)) {
-    heap = cgci_os_reserve(reserve);
+    heap = cgci_os_reserve(reserve + CGCI_HUGE_ALIGN);
     if (heap == NULL) reserve /= 2;
   }
   if (heap == NULL) cgci_fatal("cannot reserve address space for the heap");
-  cgci_g.heap_lo = (uintptr_t)heap;
+  /* huge-page aligned, so that every 2 MiB of heap can be one huge page
+   * (the slop below stays reserved and unused) */
+  cgci_g.heap_lo = ((uintptr_t)heap + CGCI_HUGE_ALIGN - 1) & ~(uintptr_t)(CGCI_HUGE_ALIGN - 1);
   cgci_g.heap_reserved = reserve;
   size_t pm_bytes = (reserve >> CGCI_PAGE_SHIFT) * sizeof(struct cgci_span *);
   cgci_g.pagemap = cgci_os_reserve(pm_bytes);
@@ -263,6 +267,15 @@ static struct cgci_span *grow_frontier(size_t npages) {
     if (!cgci_os_commit((void *)(cgci_g.heap_lo + cgci_g.heap_committed),
                         want - cgci_g.heap_committed, false))
       return NULL;
+    /* From CGC_HUGEPAGES bytes of heap on, ask for transparent huge pages:
+     * marking a big heap is bound by TLB misses as much as by cache
+     * misses.  Below that the 2 MiB fault granularity would cost small
+     * programs RSS.  The first time, the whole committed heap. */
+    if (cgci_g.huge_min != 0 && want >= cgci_g.huge_min) {
+      size_t from = cgci_g.huge_on ? cgci_g.heap_committed : 0;
+      cgci_os_hugepages((void *)(cgci_g.heap_lo + from), want - from);
+      cgci_g.huge_on = 1;
+    }
     /* the page map grows with the heap */
     size_t pm_lo = ((cgci_g.heap_committed >> CGCI_PAGE_SHIFT) * sizeof(void *)) & ~(CGCI_PAGE_SIZE - 1);
     size_t pm_hi = ((want >> CGCI_PAGE_SHIFT) * sizeof(void *) + CGCI_PAGE_SIZE - 1) & ~(CGCI_PAGE_SIZE - 1);

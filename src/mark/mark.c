@@ -34,7 +34,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct marker {
+/* Each marker on cache lines of its own: top and bytes change at every
+ * push and pop, and markers run on different cores. */
+struct __attribute__((aligned(128))) marker {
   struct cgci_markent *stack;     /* own mapping */
   size_t top, cap;
   void *tstack;                   /* helper's thread stack, own mapping */
@@ -87,11 +89,7 @@ void cgci_mark_init(void) {
   if (n > MAX_MARKERS) n = MAX_MARKERS;
   par.nmarkers = n;
   par.min_heap = PAR_MIN_HEAP;
-  if ((e = cgci_os_getenv("CGC_PAR_MIN_HEAP")) != NULL) {
-    size_t v = 0;
-    for (; *e >= '0' && *e <= '9'; e++) v = v * 10 + (size_t)(*e - '0');
-    par.min_heap = v;
-  }
+  if ((e = cgci_os_getenv("CGC_PAR_MIN_HEAP")) != NULL) par.min_heap = cgci_parse_size(e);
 }
 
 static CGCI_NOINLINE bool mstack_grow(struct marker *m) {

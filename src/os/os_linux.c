@@ -42,6 +42,8 @@ bool cgci_os_commit(void *p, size_t bytes, bool populate) {
   return true;
 }
 
+void cgci_os_hugepages(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_HUGEPAGE); }
+
 /* cgci_os_release -- give the pages back; they read as zero afterwards. */
 void cgci_os_release(void *p, size_t bytes) {
   (void)madvise(p, bytes, MADV_DONTNEED);
