@@ -340,6 +340,8 @@ bool cgci_roots_snapshot_stale(void);
 void cgci_roots_lock(void);
 void cgci_roots_unlock(void);
 void cgci_roots_atfork_child(void);
+void cgci_roots_fork_lock(void);
+void cgci_roots_fork_unlock(void);
 void cgci_roots_thread_tls(struct cgci_thread *t);
 
 /* ---- threads/threads.c and stw.c --------------------------------------- */

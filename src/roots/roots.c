@@ -114,6 +114,15 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ctx) {
   return 0;
 }
 
+/* iter_mu -- held around our dl_iterate_phdr calls, and by fork's prepare
+ * handler.  dl_iterate_phdr holds the loader's write lock, which glibc
+ * (2.36) does not reset in a fork child: a fork while another thread was
+ * taking a snapshot left the child's first collection waiting forever. */
+static pthread_mutex_t iter_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void cgci_roots_fork_lock(void) { pthread_mutex_lock(&iter_mu); }
+void cgci_roots_fork_unlock(void) { pthread_mutex_unlock(&iter_mu); }
+
 /* cgci_roots_snapshot -- enumerate the writable segments now.  May be
  * called with or without the collector lock (see above for why without is
  * preferred); never with the world stopped. */
@@ -126,7 +135,9 @@ void cgci_roots_snapshot(void) {
     sn->cap = cap;
     sn->bytes = bytes;
     sn->gen = gen;
+    pthread_mutex_lock(&iter_mu);
     dl_iterate_phdr(phdr_cb, sn);
+    pthread_mutex_unlock(&iter_mu);
     if (sn->n == cap) {                       /* too many: retry bigger */
       cgci_meta_free_big(sn, bytes);
       cap *= 4;
@@ -217,8 +228,9 @@ static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *nam
  * holding it then. */
 void cgci_roots_lock(void) { pthread_mutex_lock(&snap_mu); }
 void cgci_roots_atfork_child(void) {
-  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
   snap_mu = m;
+  iter_mu = m2;
 }
 void cgci_roots_unlock(void) { pthread_mutex_unlock(&snap_mu); }
 
