@@ -54,6 +54,7 @@ static void do_collect(struct cycle *c) {
   c->heap_before = heap_bytes();
   cgci_stop_world();
   c->t_stopped = cgci_os_now_ns();
+  cgci_os_pagemap_begin();       /* for scanning big blocks sparsely */
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) cgci_thread_flush_counters(t);
   cgci_cycle_fin_queued = cgci_cycle_cln_queued = 0;
   cgci_g.bytes_marked = 0;
@@ -127,6 +128,7 @@ static void do_collect(struct cycle *c) {
   cgci_g.alloc_since_gc = 0;
   cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;
 
+  cgci_os_pagemap_end();
   cgci_start_world();
   c->t_end = cgci_os_now_ns();
 }

@@ -80,10 +80,10 @@
 #  define CGCI_SCAN_CHUNK ((size_t)64 << 10)
 #endif
 
-/* Heap size from which the heap asks for transparent huge pages
- * (CGC_HUGEPAGES overrides; "off" or 0 disables). */
+/* Heap size from which the heap asks for transparent huge pages; 0:
+ * never (the default, see docs/design/heap.md; CGC_HUGEPAGES overrides). */
 #ifndef CGCI_HUGE_MIN
-#  define CGCI_HUGE_MIN ((size_t)32 << 20)
+#  define CGCI_HUGE_MIN ((size_t)0)
 #endif
 
 /* Large objects and foreign mappings of at least this many bytes are

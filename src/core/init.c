@@ -123,8 +123,8 @@ static void read_environment(void) {
 
 static void atfork_prepare(void) {
   if (!cgci_ready()) return;
-  cgci_lock();                /* the lock order: collector, snapshot, queue, meta */
-  cgci_roots_fork_lock();     /* no thread of ours inside dl_iterate_phdr */
+  cgci_lock();                /* the lock order: collector, queue, meta */
+  cgci_roots_fork_prepare();  /* no thread of ours inside dl_iterate_phdr */
   cgci_queue_lock();
   cgci_meta_lock();
 }
@@ -133,7 +133,7 @@ static void atfork_parent(void) {
   if (!cgci_ready()) return;
   cgci_meta_unlock();
   cgci_queue_unlock();
-  cgci_roots_fork_unlock();
+  cgci_roots_fork_parent();
   cgci_unlock();
 }
 

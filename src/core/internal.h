@@ -249,6 +249,8 @@ typedef void (*cgci_maps_fn)(uintptr_t lo, uintptr_t hi, const char *perms,
 void     cgci_os_each_mapping(cgci_maps_fn fn, void *ctx);
 typedef void (*cgci_run_fn)(uintptr_t lo, uintptr_t hi, void *ctx);
 bool     cgci_os_each_touched(uintptr_t lo, uintptr_t hi, cgci_run_fn fn, void *ctx);
+void     cgci_os_pagemap_begin(void);           /* collector, world stopped */
+void     cgci_os_pagemap_end(void);
 int      cgci_os_ncpu(void);
 pid_t    cgci_os_gettid(void);
 const char *cgci_os_getenv(const char *name);
@@ -340,8 +342,8 @@ bool cgci_roots_snapshot_stale(void);
 void cgci_roots_lock(void);
 void cgci_roots_unlock(void);
 void cgci_roots_atfork_child(void);
-void cgci_roots_fork_lock(void);
-void cgci_roots_fork_unlock(void);
+void cgci_roots_fork_prepare(void);
+void cgci_roots_fork_parent(void);
 void cgci_roots_thread_tls(struct cgci_thread *t);
 
 /* ---- threads/threads.c and stw.c --------------------------------------- */

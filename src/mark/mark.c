@@ -133,12 +133,27 @@ static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_) {
 
 /* push_large -- a large block's contents.  A big one is pushed as the
  * runs of pages the program has touched: the rest reads as zero, and
- * reading it would fault it in (see cgci_os_each_touched). */
-static void push_run(uintptr_t lo, uintptr_t hi, void *ctx) { push(ctx, lo, hi); }
+ * reading it would fault it in (see cgci_os_each_touched).  When the stack
+ * cannot take another run, the last free entry takes everything from that
+ * run to the end of the block, so a sparse block never overflows the
+ * stack by itself (.overflow recovery pushes blocks one at a time onto an
+ * empty stack and must make progress). */
+struct large_ctx { struct marker *m; uintptr_t end; bool full; };
+
+static void push_run(uintptr_t lo, uintptr_t hi, void *ctx) {
+  struct large_ctx *c = ctx;
+  if (c->full) return;
+  if (c->m->top + 1 >= c->m->cap && !mstack_grow(c->m)) {
+    c->full = true;
+    hi = c->end;
+  }
+  push(c->m, lo, hi);
+}
 
 static CGCI_NOINLINE void push_large(struct marker *m, const struct cgci_span *s) {
   uintptr_t lo = s->start, hi = s->start + s->large_bytes;
-  if (s->large_bytes < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, push_run, m))
+  struct large_ctx c = {m, hi, false};
+  if (s->large_bytes < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, push_run, &c))
     push(m, lo, hi);
 }
 

@@ -63,68 +63,63 @@ void *cgci_os_remap(void *p, size_t old_bytes, size_t new_bytes) {
 }
 
 /* cgci_os_each_touched -- call FN(LO', HI', CTX) on each maximal run of
- * pages of [LO, HI) (page aligned, private anonymous memory) that may hold
- * something other than zeros: present in memory or swapped out, as
+ * [LO, HI) (private memory; any alignment) whose pages may hold what a
+ * program wrote at run time: present in memory or swapped out, as
  * /proc/self/pagemap says (bits 63 and 62; readable without privileges).
  * A page that is neither was never written or was given back with
- * MADV_DONTNEED, and reads as zero, so a conservative scan can skip it.
+ * MADV_DONTNEED: it reads as zero (anonymous) or as the file's bytes, and
+ * holds no pointer made at run time, so a conservative scan can skip it.
  * Reading such a page would instead fault it in: a collection that scans
  * a 256 MiB buffer the program touched 1 MiB of would otherwise make it
  * resident (on kernels without the shared zero page) and take a page
  * fault per page.  mincore() cannot serve here: it reports swapped-out
- * pages as absent.  False when pagemap cannot be read (no /proc); then the
- * caller scans everything.
+ * pages as absent.  Runs are clipped to [LO, HI); a partial page at either
+ * end belongs to the run of its page.  False when pagemap is not open (no
+ * /proc, or outside a collection); then the caller scans everything.
  *
- * The descriptor is cached per process (a /proc/self file opened before
- * fork names the parent) and may be used by several markers at once:
- * pread has no shared offset. */
-static AO_t pagemap_fd = (AO_t)-1;
-static AO_t pagemap_pid;
+ * The descriptor is opened by the collecting thread for one collection
+ * (cgci_os_pagemap_begin/end, world stopped): a descriptor kept across
+ * collections could be closed or replaced by the program, or be the
+ * parent's after fork.  Helper markers share it; pread has no offset. */
+static int pagemap_fd = -1;
 
-static int pagemap_open(void) {
-  pid_t pid = getpid();
-  int fd = (int)(intptr_t)AO_load(&pagemap_fd);
-  if (fd >= 0 && (pid_t)AO_load(&pagemap_pid) == pid) return fd;
-  int nfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (nfd < 0) return -1;
-  /* publish: pid first is harmless, readers compare both */
-  if (AO_compare_and_swap(&pagemap_fd, (AO_t)(intptr_t)fd, (AO_t)(intptr_t)nfd)) {
-    AO_store(&pagemap_pid, (AO_t)pid);
-    if (fd >= 0) (void)close(fd);        /* the parent's, inherited */
-    return nfd;
-  }
-  (void)close(nfd);                      /* another marker won */
-  return (int)(intptr_t)AO_load(&pagemap_fd);
+void cgci_os_pagemap_begin(void) {
+  pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+void cgci_os_pagemap_end(void) {
+  if (pagemap_fd >= 0) (void)close(pagemap_fd);
+  pagemap_fd = -1;
 }
 
 bool cgci_os_each_touched(uintptr_t lo, uintptr_t hi, cgci_run_fn fn, void *ctx) {
-  int fd = pagemap_open();
+  int fd = pagemap_fd;
   if (fd < 0) return false;
   enum { BATCH = 512 };
   uint64_t ent[BATCH];
   const uint64_t keep = (uint64_t)3 << 62;              /* present | swapped */
-  uintptr_t run = 0;                                    /* start of open run */
-  for (uintptr_t a = lo; a < hi;) {
-    size_t want = (hi - a) >> CGCI_PAGE_SHIFT;
+  const uintptr_t pg = 4096;                            /* pagemap's unit */
+  uintptr_t run = 0;                                    /* open run, or 0 */
+  uintptr_t a = lo & ~(pg - 1);                         /* page being read */
+  while (a < hi) {
+    size_t want = (size_t)((hi - a + pg - 1) / pg);
     if (want > BATCH) want = BATCH;
-    off_t off = (off_t)((a >> CGCI_PAGE_SHIFT) * sizeof(uint64_t));
-    ssize_t got = pread(fd, ent, want * sizeof(uint64_t), off);
-    if (got < (ssize_t)sizeof(uint64_t)) {
-      /* cannot tell: treat the rest as touched */
-      if (run == 0) run = a;
+    ssize_t got = pread(fd, ent, want * sizeof(uint64_t), (off_t)((a / pg) * sizeof(uint64_t)));
+    if (got < (ssize_t)sizeof(uint64_t)) {              /* cannot tell: */
+      if (run == 0) run = a;                            /* the rest is touched */
       break;
     }
     size_t k = (size_t)got / sizeof(uint64_t);
-    for (size_t i = 0; i < k; i++, a += CGCI_PAGE_SIZE) {
+    for (size_t i = 0; i < k; i++, a += pg) {
       if (ent[i] & keep) {
         if (run == 0) run = a;
       } else if (run != 0) {
-        fn(run, a, ctx);
+        fn(run < lo ? lo : run, a, ctx);
         run = 0;
       }
     }
   }
-  if (run != 0) fn(run, hi, ctx);
+  if (run != 0) fn(run < lo ? lo : run, hi, ctx);
   return true;
 }
 

@@ -114,19 +114,45 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *ctx) {
   return 0;
 }
 
-/* iter_mu -- held around our dl_iterate_phdr calls, and by fork's prepare
- * handler.  dl_iterate_phdr holds the loader's write lock, which glibc
- * (2.36) does not reset in a fork child: a fork while another thread was
- * taking a snapshot left the child's first collection waiting forever. */
-static pthread_mutex_t iter_mu = PTHREAD_MUTEX_INITIALIZER;
+/* fork and dl_iterate_phdr.  dl_iterate_phdr holds the loader's write
+ * lock, which glibc (2.36) does not reset in a fork child: a fork that
+ * lands while one of our threads is inside leaves the child's first
+ * snapshot blocked forever.  Blocking fork until no thread of ours is
+ * inside could deadlock (a thread inside may wait for the loader lock held
+ * by a program thread that waits for the collector lock the forking thread
+ * holds), so the prepare handler sets FORKING (new snapshots are skipped:
+ * outside a collection they are only a prefetch), then waits a bounded
+ * time for IN_ITER to drop to zero.  If it does not, the child never calls
+ * dl_iterate_phdr: it keeps the parent's snapshot, or, with none, scans
+ * every writable private mapping (a superset of the data segments). */
+static AO_t in_iter;              /* our threads inside dl_iterate_phdr */
+static AO_t forking;              /* a fork's prepare handler is running */
+static int fork_busy;             /* IN_ITER was not zero at fork */
+static int child_no_iter;         /* never call dl_iterate_phdr (child) */
 
-void cgci_roots_fork_lock(void) { pthread_mutex_lock(&iter_mu); }
-void cgci_roots_fork_unlock(void) { pthread_mutex_unlock(&iter_mu); }
+void cgci_roots_fork_prepare(void) {
+  AO_store_full(&forking, 1);
+  for (int i = 0; i < 2000 && AO_load_full(&in_iter) != 0; i++) {
+    struct timespec ts = {0, 100 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  fork_busy = AO_load_full(&in_iter) != 0;
+}
+
+void cgci_roots_fork_parent(void) { AO_store_full(&forking, 0); }
 
 /* cgci_roots_snapshot -- enumerate the writable segments now.  May be
  * called with or without the collector lock (see above for why without is
  * preferred); never with the world stopped. */
 void cgci_roots_snapshot(void) {
+  if (child_no_iter) {
+    /* keep what we have: the loader lock may be held by a thread that
+     * did not survive fork (see above) */
+    pthread_mutex_lock(&snap_mu);
+    if (snap != NULL) snap->gen = AO_load_acquire(&dl_gen) & ~(AO_t)1;
+    pthread_mutex_unlock(&snap_mu);
+    return;
+  }
   size_t cap = 512;
   size_t bytes = sizeof(struct snapshot) + cap * sizeof(struct cgci_root);
   for (;;) {
@@ -135,9 +161,14 @@ void cgci_roots_snapshot(void) {
     sn->cap = cap;
     sn->bytes = bytes;
     sn->gen = gen;
-    pthread_mutex_lock(&iter_mu);
+    AO_fetch_and_add1_full(&in_iter);
+    if (AO_load_full(&forking)) {           /* a prefetch: skip it */
+      AO_fetch_and_sub1_full(&in_iter);
+      cgci_meta_free_big(sn, bytes);
+      return;
+    }
     dl_iterate_phdr(phdr_cb, sn);
-    pthread_mutex_unlock(&iter_mu);
+    AO_fetch_and_sub1_full(&in_iter);
     if (sn->n == cap) {                       /* too many: retry bigger */
       cgci_meta_free_big(sn, bytes);
       cap *= 4;
@@ -219,7 +250,8 @@ static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *nam
   }
   rw.r[rw.n].lo = lo;
   rw.r[rw.n].hi = hi;
-  rw.anon[rw.n] = perms[3] == 'p' && name[0] == 0;
+  /* bit 0: private anonymous; bit 1: private */
+  rw.anon[rw.n] = (unsigned char)((perms[3] == 'p' && name[0] == 0) | (perms[3] == 'p') << 1);
   rw.n++;
 }
 
@@ -228,9 +260,11 @@ static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *nam
  * holding it then. */
 void cgci_roots_lock(void) { pthread_mutex_lock(&snap_mu); }
 void cgci_roots_atfork_child(void) {
-  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER, m2 = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
   snap_mu = m;
-  iter_mu = m2;
+  if (fork_busy) child_no_iter = 1;
+  AO_store(&in_iter, 0);
+  AO_store(&forking, 0);
 }
 void cgci_roots_unlock(void) { pthread_mutex_unlock(&snap_mu); }
 
@@ -357,7 +391,9 @@ static void scan_excluding(uintptr_t lo, uintptr_t hi, const struct cgci_root *e
     return;
   }
   if (hi <= lo) return;
-  /* private anonymous memory: pages never written read as zero, skip them */
+  /* private memory: a page never written reads as zero (anonymous) or as
+   * the file's bytes (file-backed), neither of which can hold a pointer
+   * made at run time; skip such pages */
   if (hi - lo < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, scan_run, NULL))
     scan_root(lo, hi);
 }
@@ -398,7 +434,12 @@ void cgci_roots_mark_all(void) {
     scan_root(cgci_g.roots[i].lo, cgci_g.roots[i].hi);
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) scan_thread(t);
   cgci_each_span(scan_uncoll, NULL);
-  if (cgci_g.scan_mappings)
+  if (snap == NULL && child_no_iter) {
+    /* no data-segment list in this child: every writable private mapping */
     for (size_t i = 0; i < rw.n; i++)
-      if (rw.anon[i]) scan_foreign(rw.r[i].lo, rw.r[i].hi);
+      if (rw.anon[i] & 2) scan_foreign(rw.r[i].lo, rw.r[i].hi);
+  } else if (cgci_g.scan_mappings) {
+    for (size_t i = 0; i < rw.n; i++)
+      if (rw.anon[i] & 1) scan_foreign(rw.r[i].lo, rw.r[i].hi);
+  }
 }
