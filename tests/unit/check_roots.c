@@ -16,13 +16,16 @@
  */
 #include <check.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "tsup.h"
@@ -309,6 +312,78 @@ END_TEST
 START_TEST(blocked_in_poll_stack_is_root) { blocked_stack_case(1); }
 END_TEST
 
+/* ---- (g) fork while one of our snapshots waits for the loader lock ------------
+ *
+ * A program thread sits in its own dl_iterate_phdr callback, holding the
+ * loader's write lock; another thread starts a data-segment snapshot and
+ * waits for that lock; the main thread forks.  In the child the lock stays
+ * held by a thread that no longer exists, so the child must never call
+ * dl_iterate_phdr: it keeps the parent's snapshot, and a global pointer is
+ * still a root.  Before this was handled the child hung in its first
+ * collection (the alarm turns a hang into a failure). */
+
+static atomic_int holder_in, holder_release;
+
+static int hold_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+  (void)info; (void)size; (void)data;
+  atomic_store(&holder_in, 1);
+  while (!atomic_load(&holder_release))
+    tsup_sleep_ms(5);
+  return 1;
+}
+
+static void *holder_main(void *arg) { (void)arg; dl_iterate_phdr(hold_cb, NULL); return NULL; }
+static void *snapper_main(void *arg) { (void)arg; cgci_roots_snapshot(); return NULL; }
+
+static __attribute__((noinline)) int child_checks(void)
+{
+  unsigned char *p = g_root;
+  int ok = 1;
+
+  for (int r = 0; r < 3; r++) {
+    cgc_collect();
+    for (int i = 0; i < 2000; i++) {          /* reuse what was freed */
+      unsigned char *q = cgc_malloc(96);
+      if (q == NULL)
+        return 0;
+      memset(q, 0, 96);
+    }
+  }
+  for (int i = 0; i < 96; i++)
+    ok &= p[i] == 0x5a;
+  return ok && o[0].freed == 0;
+}
+
+START_TEST(fork_while_snapshot_waits)
+{
+  pthread_t h, sn;
+  int st;
+
+  new_filled(&o[0], 96, 0x5a);
+  put(&g_root, &o[0]);
+  tsup_collect(1);                            /* a snapshot exists */
+  ck_assert_int_eq(pthread_create(&h, NULL, holder_main, NULL), 0);
+  while (!atomic_load(&holder_in))
+    tsup_sleep_ms(1);
+  ck_assert_int_eq(pthread_create(&sn, NULL, snapper_main, NULL), 0);
+  tsup_sleep_ms(100);                         /* the snapshot is waiting */
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    alarm(20);
+    _exit(child_checks() ? 0 : 1);
+  }
+  atomic_store(&holder_release, 1);
+  pthread_join(h, NULL);
+  pthread_join(sn, NULL);
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                "child status %d (signal %d)", st, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  assert_alive(&o[0], 0x5a);
+}
+END_TEST
+
 static Suite *roots_suite(void)
 {
   Suite *s = suite_create("roots");
@@ -323,6 +398,7 @@ static Suite *roots_suite(void)
   tcase_add_test(tc, add_roots_range);
   tcase_add_test(tc, blocked_in_nanosleep_stack_is_root);
   tcase_add_test(tc, blocked_in_poll_stack_is_root);
+  tcase_add_test(tc, fork_while_snapshot_waits);
   suite_add_tcase(s, tc);
   return s;
 }
