@@ -55,6 +55,18 @@ static void scan_root(uintptr_t lo, uintptr_t hi) {
   if (hi > ghi) cgci_mark_range(ghi, hi);
 }
 
+static void scan_root_run(uintptr_t lo, uintptr_t hi, void *ctx) { (void)ctx; scan_root(lo, hi); }
+static void mark_run(uintptr_t lo, uintptr_t hi, void *ctx) { (void)ctx; cgci_mark_range(lo, hi); }
+
+/* scan_sparse -- SCAN(lo, hi) the parts of [LO, HI), private memory, that
+ * may hold pointers: a big range only over its touched pages (a page never
+ * written reads as zero, or as a file's bytes, and holds no pointer made
+ * at run time; see cgci_os_each_touched), a small one whole. */
+static void scan_sparse(uintptr_t lo, uintptr_t hi, cgci_run_fn scan) {
+  if (hi <= lo) return;
+  if (hi - lo < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, scan, NULL)) scan(lo, hi, NULL);
+}
+
 /* ---- data segments ------------------------------------------------------------------
  *
  * The writable segments of every loaded object are enumerated with
@@ -225,7 +237,8 @@ __attribute__((visibility("default"), weak)) int dlclose(void *handle) {
 /* The readable and writable private mappings, read once per collection
  * with the world stopped: data-segment ranges are clipped to them, and
  * with cgci_ext_scan_mappings(1) the anonymous ones are roots too. */
-struct rwmaps { size_t n, cap; struct cgci_root *r; unsigned char *anon; };
+struct rwmaps { size_t n, cap; struct cgci_root *r; unsigned char *anon; /* RW_* */ };
+enum { RW_ANON = 1, RW_PRIVATE = 2 };     /* private anonymous; private */
 static struct rwmaps rw;
 
 /* rw_cb -- record one mapping.  The arrays live in a mapping of their own
@@ -250,8 +263,7 @@ static void rw_cb(uintptr_t lo, uintptr_t hi, const char *perms, const char *nam
   }
   rw.r[rw.n].lo = lo;
   rw.r[rw.n].hi = hi;
-  /* bit 0: private anonymous; bit 1: private */
-  rw.anon[rw.n] = (unsigned char)((perms[3] == 'p' && name[0] == 0) | (perms[3] == 'p') << 1);
+  rw.anon[rw.n] = (unsigned char)(perms[3] != 'p' ? 0 : name[0] == 0 ? RW_ANON | RW_PRIVATE : RW_PRIVATE);
   rw.n++;
 }
 
@@ -366,7 +378,7 @@ static void scan_thread(struct cgci_thread *t) {
 static void scan_uncoll(struct cgci_span *s, void *ctx) {
   (void)ctx;
   if (s->kind != CGCI_KIND_UNCOLL) return;
-  if (s->state == CGCI_SPAN_LARGE) { cgci_mark_range(s->start, s->start + s->large_bytes); return; }
+  if (s->state == CGCI_SPAN_LARGE) { scan_sparse(s->start, s->start + s->large_bytes, mark_run); return; }
   for (uint32_t i = 0; i < s->nobj; i++)
     if (cgci_bit_get(s, i)) {
       uintptr_t b = s->start + (uintptr_t)i * s->slot;
@@ -375,8 +387,6 @@ static void scan_uncoll(struct cgci_span *s, void *ctx) {
 }
 
 /* ---- foreign mappings (malloc shim) -------------------------------------------------- */
-
-static void scan_run(uintptr_t lo, uintptr_t hi, void *ctx) { (void)ctx; scan_root(lo, hi); }
 
 /* scan_excluding -- scan [LO, HI) minus the ranges EX[K..N).  Linux
  * merges adjacent anonymous mappings, so a program's own mmap region can
@@ -390,12 +400,7 @@ static void scan_excluding(uintptr_t lo, uintptr_t hi, const struct cgci_root *e
     if (ex[k].hi < hi) scan_excluding(ex[k].hi, hi, ex, k + 1, n);
     return;
   }
-  if (hi <= lo) return;
-  /* private memory: a page never written reads as zero (anonymous) or as
-   * the file's bytes (file-backed), neither of which can hold a pointer
-   * made at run time; skip such pages */
-  if (hi - lo < CGCI_SPARSE_MIN || !cgci_os_each_touched(lo, hi, scan_run, NULL))
-    scan_root(lo, hi);
+  scan_sparse(lo, hi, scan_root_run);
 }
 
 /* scan_foreign -- an anonymous private rw mapping as a root, minus
@@ -437,9 +442,9 @@ void cgci_roots_mark_all(void) {
   if (snap == NULL && child_no_iter) {
     /* no data-segment list in this child: every writable private mapping */
     for (size_t i = 0; i < rw.n; i++)
-      if (rw.anon[i] & 2) scan_foreign(rw.r[i].lo, rw.r[i].hi);
+      if (rw.anon[i] & RW_PRIVATE) scan_foreign(rw.r[i].lo, rw.r[i].hi);
   } else if (cgci_g.scan_mappings) {
     for (size_t i = 0; i < rw.n; i++)
-      if (rw.anon[i] & 1) scan_foreign(rw.r[i].lo, rw.r[i].hi);
+      if (rw.anon[i] & RW_ANON) scan_foreign(rw.r[i].lo, rw.r[i].hi);
   }
 }

@@ -122,6 +122,20 @@ static void collect_from_other_thread(int n)
   ck_assert_int_eq(pthread_join(c, NULL), 0);
 }
 
+/* holder_begin -- reset the holder protocol (REG: the thread registers
+ * itself), give it a fresh object in o[0]; the registered-thread count
+ * before the thread starts. */
+static uint64_t holder_begin(int reg)
+{
+  uint64_t base = nthreads();
+
+  atomic_store(&h_phase, 0);
+  atomic_store(&h_register, reg);
+  tsup_new(&o[0], 96);
+  tsup_fill(&o[0], 0, 0x6B);
+  return base;
+}
+
 /* Run the holder protocol with thread TH already started. */
 static void holder_protocol(pthread_t th, uint64_t base)
 {
@@ -147,11 +161,7 @@ START_TEST(plain_pthread_create_registers)
   uint64_t base;
 
   setup();
-  base = nthreads();
-  atomic_store(&h_phase, 0);
-  atomic_store(&h_register, 0);
-  tsup_new(&o[0], 96);
-  tsup_fill(&o[0], 0, 0x6B);
+  base = holder_begin(0);
   ck_assert_int_eq(pthread_create(&th, NULL, holder_thread, NULL), 0);
   spin_until(&h_phase, 1);
   /* registered before the thread called anything of cgc */
@@ -175,11 +185,7 @@ START_TEST(raw_thread_register_unregister)
   ck_assert_ptr_nonnull(raw);
   ck_assert(raw != (create_fn)pthread_create);     /* not the wrapper */
   setup();
-  base = nthreads();
-  atomic_store(&h_phase, 0);
-  atomic_store(&h_register, 1);
-  tsup_new(&o[0], 96);
-  tsup_fill(&o[0], 0, 0x6B);
+  base = holder_begin(1);
   ck_assert_int_eq(raw(&th, NULL, holder_thread, NULL), 0);
   holder_protocol(th, base);
   dlclose(libc);
@@ -338,11 +344,7 @@ START_TEST(custom_signals)
   ck_assert(sa.sa_handler == SIG_DFL);
   ck_assert_int_eq(sigaction(SIGXCPU, NULL, &sa), 0);
   ck_assert(sa.sa_handler == SIG_DFL);
-  base = nthreads();
-  atomic_store(&h_phase, 0);
-  atomic_store(&h_register, 0);
-  tsup_new(&o[0], 96);
-  tsup_fill(&o[0], 0, 0x6B);
+  base = holder_begin(0);
   ck_assert_int_eq(pthread_create(&th, NULL, holder_thread, NULL), 0);
   holder_protocol(th, base);
   /* and with threads that allocate while being stopped */
