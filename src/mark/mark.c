@@ -25,8 +25,20 @@
  * waking them: each marker drains its own stack and, when another marker
  * is waiting for work, hands over the oldest half of its stack (the roots
  * of the biggest unexplored subgraphs) through a shared pool of chunks.
- * Mark bits are then set with compare-and-swap.  Marking ends when no
- * marker is active and the pool is empty.
+ * Marking ends when no marker is active and the pool is empty.
+ *
+ * .par.priv: a locked instruction per marked object (compare-and-swap on
+ *   the shared mark word) drains the store buffer and stops later loads
+ *   from overtaking it, which costs about a fifth of the parallel mark
+ *   rate.  So in a parallel phase each marker reads and writes the shared
+ *   mark word with plain (relaxed) accesses, and also sets the bit in a
+ *   table of its own, indexed like the page map, that no other thread
+ *   touches.  Two markers writing the same word at once can lose one's
+ *   bit in the shared word; the only effect during the phase is that some
+ *   marker may see that object as unmarked and scan it again (harmless,
+ *   as above).  When the phase ends, with every helper parked,
+ *   merge_private ORs each table into the shared words and clears it, so
+ *   every object any marker pushed is marked again (.inv.pushed).
  */
 #include "core/internal.h"
 #include <signal.h>
@@ -42,6 +54,7 @@ struct __attribute__((aligned(128))) marker {
   void *tstack;                   /* helper's thread stack, own mapping */
   size_t tstack_bytes;
   size_t bytes;                   /* bytes marked by this marker */
+  uint64_t *priv;                 /* .par.priv table: CGCI_MARK_WORDS per page */
   int overflow;
 };
 
@@ -53,6 +66,10 @@ struct __attribute__((aligned(128))) marker {
 struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
 
 static struct marker markers[MAX_MARKERS];   /* [0]: the collecting thread */
+
+#ifdef CGCI_TEST_LOST_MARKS
+AO_t cgci_test_lost_marks;        /* shared stores dropped on purpose */
+#endif
 
 static struct {
   pthread_mutex_t mu;
@@ -118,17 +135,35 @@ static inline void push(struct marker *m, uintptr_t lo, uintptr_t hi) {
 void cgci_mark_push(uintptr_t lo, uintptr_t hi) { if (hi > lo) push(&markers[0], lo, hi); }
 
 /* set_bit -- set BIT in *W; false if it was already set.  PAR: other
- * markers run at the same time, use compare-and-swap. */
-static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_) {
-  uint64_t old = *w;
-  if (old & bit) return false;
-  if (!par_) { *w = old | bit; return true; }
-  AO_t *aw = (AO_t *)(void *)w;
-  do {
-    old = (uint64_t)AO_load(aw);
+ * markers run at the same time (.par.priv): the shared word is accessed
+ * relaxed, and the bit also goes into PRIV, this marker's own copy of
+ * the word. */
+static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_, uint64_t *priv) {
+  if (!par_) {
+    uint64_t old = *w;
     if (old & bit) return false;
-  } while (!AO_compare_and_swap(aw, (AO_t)old, (AO_t)(old | bit)));
+    *w = old | bit;
+    return true;
+  }
+  AO_t *aw = (AO_t *)(void *)w;
+  uint64_t old = (uint64_t)AO_load(aw);
+  if (old & bit) return false;
+#ifdef CGCI_TEST_LOST_MARKS
+  /* fault injection for the unit tests (check_parmark): lose one shared
+   * store in CGCI_TEST_LOST_MARKS, as a racing marker could */
+  static _Thread_local unsigned tick;
+  if (++tick % CGCI_TEST_LOST_MARKS == 0) AO_fetch_and_add1(&cgci_test_lost_marks);
+  else
+#endif
+  AO_store(aw, (AO_t)(old | bit));
+  *priv |= bit;
   return true;
+}
+
+/* priv_word -- the .par.priv entry of mark word K of span S in TAB. */
+static inline uint64_t *priv_word(uint64_t *tab, const struct cgci_span *s, uintptr_t heap_lo,
+                                  uint32_t k) {
+  return &tab[((s->start - heap_lo) >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS + k];
 }
 
 /* push_large -- a large block's contents.  A big one is pushed as the
@@ -160,7 +195,7 @@ static CGCI_NOINLINE void push_large(struct marker *m, const struct cgci_span *s
 /* mark_one -- the candidate pointer W: mark and push the block it points
  * into, if any.  Kept small: it runs for every word scanned. */
 static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, size_t heap_used,
-                            struct cgci_span **pagemap, const bool par_) {
+                            struct cgci_span **pagemap) {
   uintptr_t off = w - heap_lo;
   if (off >= heap_used) return;
   struct cgci_span *s = pagemap[off >> CGCI_PAGE_SHIFT];
@@ -169,7 +204,7 @@ static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, si
     uint32_t idx = cgci_slot_index(s, w);
     if (idx >= s->nobj) return;
     if (s->kind == CGCI_KIND_UNCOLL) return;           /* .inv.uncoll */
-    if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_)) return;
+    if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), false, NULL)) return;
     m->bytes += s->slot;
     if (s->kind == CGCI_KIND_NORMAL) {
       uintptr_t base = s->start + (uintptr_t)idx * s->slot;
@@ -177,18 +212,19 @@ static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, si
     }
   } else if (s->state == CGCI_SPAN_LARGE) {
     if (s->kind == CGCI_KIND_UNCOLL) return;
-    if (!set_bit(&s->mark[0], 1, par_)) return;
+    if (!set_bit(&s->mark[0], 1, false, NULL)) return;
     m->bytes += s->large_bytes;
     if (s->kind == CGCI_KIND_NORMAL) push_large(m, s);
   }
 }
 
 void cgci_mark_word(uintptr_t w) {
-  mark_one(&markers[0], w, cgci_g.heap_lo, cgci_g.heap_used, cgci_g.pagemap, false);
+  mark_one(&markers[0], w, cgci_g.heap_lo, cgci_g.heap_used, cgci_g.pagemap);
 }
 
-/* scan -- every aligned word of [LO, HI) is a candidate pointer. */
-static inline void scan(struct marker *m, uintptr_t lo, uintptr_t hi, const bool par_) {
+/* scan -- every aligned word of [LO, HI) is a candidate pointer (roots;
+ * drain_local has its own copy of this loop). */
+static inline void scan(struct marker *m, uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = cgci_g.heap_lo;
   size_t heap_used = cgci_g.heap_used;
   struct cgci_span **pagemap = cgci_g.pagemap;
@@ -196,7 +232,7 @@ static inline void scan(struct marker *m, uintptr_t lo, uintptr_t hi, const bool
   const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)7);
   for (; p < end; p++) {
     uintptr_t w = *p;
-    if (w - heap_lo < heap_used) mark_one(m, w, heap_lo, heap_used, pagemap, par_);
+    if (w - heap_lo < heap_used) mark_one(m, w, heap_lo, heap_used, pagemap);
   }
 }
 
@@ -204,7 +240,7 @@ static inline void scan(struct marker *m, uintptr_t lo, uintptr_t hi, const bool
  * huge root range cannot overflow the stack). */
 void cgci_mark_range(uintptr_t lo, uintptr_t hi) {
   if (hi <= lo) return;
-  scan(&markers[0], lo, hi, false);
+  scan(&markers[0], lo, hi);
 }
 
 /* share -- hand the oldest half of M's stack to the pool (PAR.mu not
@@ -230,13 +266,27 @@ static CGCI_NOINLINE void share(struct marker *m) {
 /* drain_local -- scan until M's stack is empty.  Popped entries pass
  * through a small FIFO after a prefetch of their first line, so by the
  * time an object is scanned its memory is (usually) in cache: marking is
- * bound by cache misses, and this hides most of them. */
+ * bound by cache misses, and this hides most of them.
+ *
+ * This is mark_one and scan folded into one loop, with the stack pointer,
+ * top, capacity and the marked-byte count in locals: through M they would
+ * be stored and reloaded at every push (the compiler cannot tell the
+ * stack's entries from M's fields).  Every slow path (a full stack, a
+ * large block, handing work over) writes TOP back to M first and reloads
+ * all three after. */
 static inline __attribute__((always_inline)) void drain_local(struct marker *m, const bool par_) {
+  const uintptr_t heap_lo = cgci_g.heap_lo;
+  const size_t heap_used = cgci_g.heap_used;
+  struct cgci_span **const pagemap = cgci_g.pagemap;
+  uint64_t *const priv = m->priv;
+  struct cgci_markent *stack = m->stack;
+  size_t top = m->top, cap = m->cap, bytes = 0;
   struct cgci_markent ring[PREFETCH_RING];
   unsigned head = 0, n = 0, tick = 0;
+#define RELOAD() (stack = m->stack, top = m->top, cap = m->cap)
   for (;;) {
-    if (m->top > 0 && n < PREFETCH_RING) {
-      struct cgci_markent e = m->stack[--m->top];
+    if (top > 0 && n < PREFETCH_RING) {
+      struct cgci_markent e = stack[--top];
       __builtin_prefetch((const void *)e.lo);
       ring[(head + n) % PREFETCH_RING] = e;
       n++;
@@ -246,13 +296,56 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
     struct cgci_markent e = ring[head];
     head = (head + 1) % PREFETCH_RING;
     n--;
-    if (e.hi - e.lo > CGCI_SCAN_CHUNK) {
-      push(m, e.lo + CGCI_SCAN_CHUNK, e.hi);      /* rest later */
+    if (e.hi - e.lo > CGCI_SCAN_CHUNK) {           /* rest later */
+      m->top = top;
+      push(m, e.lo + CGCI_SCAN_CHUNK, e.hi);
+      RELOAD();
       e.hi = e.lo + CGCI_SCAN_CHUNK;
     }
-    scan(m, e.lo, e.hi, par_);
-    if (par_ && (++tick & 63) == 0 && par.waiting > 0 && m->top >= 2) share(m);
+    const uintptr_t *p = (const uintptr_t *)((e.lo + 7) & ~(uintptr_t)7);
+    const uintptr_t *end = (const uintptr_t *)(e.hi & ~(uintptr_t)7);
+    for (; p < end; p++) {
+      uintptr_t w = *p, off = w - heap_lo;
+      if (off >= heap_used) continue;
+      struct cgci_span *s = pagemap[off >> CGCI_PAGE_SHIFT];
+      if (s == NULL) continue;
+      if (CGCI_LIKELY(s->state == CGCI_SPAN_SMALL)) {
+        uint32_t idx = cgci_slot_index(s, w);
+        if (idx >= s->nobj || s->kind == CGCI_KIND_UNCOLL) continue;   /* .inv.uncoll */
+        if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_,
+                     par_ ? priv_word(priv, s, heap_lo, idx >> 6) : NULL)) continue;
+        uintptr_t slot = s->slot;
+        bytes += slot;
+        if (s->kind != CGCI_KIND_NORMAL) continue;
+        if (CGCI_UNLIKELY(top == cap)) {
+          m->top = top;
+          bool grown = mstack_grow(m);
+          RELOAD();
+          if (!grown) { m->overflow = 1; continue; }             /* .overflow */
+        }
+        uintptr_t base = s->start + (uintptr_t)idx * slot;
+        stack[top].lo = base;
+        stack[top].hi = base + slot;
+        top++;
+      } else if (s->state == CGCI_SPAN_LARGE) {
+        if (s->kind == CGCI_KIND_UNCOLL ||
+            !set_bit(&s->mark[0], 1, par_, par_ ? priv_word(priv, s, heap_lo, 0) : NULL)) continue;
+        bytes += s->large_bytes;
+        if (s->kind != CGCI_KIND_NORMAL) continue;
+        m->top = top;
+        push_large(m, s);
+        RELOAD();
+      }
+    }
+    if (par_ && (++tick & 63) == 0 && par.waiting > 0 && top >= 2) {
+      m->top = top;
+      share(m);
+      RELOAD();
+    }
   }
+#undef RELOAD
+  m->top = top;
+  m->bytes += bytes;
 }
 
 static CGCI_NOINLINE void drain_single(struct marker *m) { drain_local(m, false); }
@@ -314,6 +407,19 @@ static void *helper_main(void *arg) {
   return NULL;
 }
 
+/* priv_init -- M's .par.priv table: CGCI_MARK_WORDS words for every page
+ * the heap may ever have, reserved (pages are backed only once written:
+ * about 1/128 of the heap marked in parallel). */
+static bool priv_init(struct marker *m) {
+  if (m->priv != NULL) return true;
+  size_t bytes = (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS * sizeof(uint64_t);
+  void *p = cgci_os_reserve(bytes);
+  if (p == NULL) return false;
+  if (!cgci_os_commit(p, bytes, false)) { cgci_os_unmap(p, bytes); return false; }
+  m->priv = p;
+  return true;
+}
+
 /* cgci_mark_start_helpers -- start the helper markers once the heap is big
  * enough to use them.  Called with no lock held (pthread_create may call
  * malloc, which may be cgc's): from the allocation slow path and from
@@ -331,8 +437,10 @@ void cgci_mark_start_helpers(void) {
    * pthread_create, which may call malloc (cgc's own under the shim) and
    * wait for a collection: each helper blocks every signal itself. */
   int n = 0;
+  if (!priv_init(&markers[0])) return;
   for (int i = 1; i < par.nmarkers; i++) {
     if (markers[i].stack == NULL) marker_init(&markers[i]);
+    if (!priv_init(&markers[i])) break;
     if (markers[i].tstack == NULL) {
       markers[i].tstack_bytes = (size_t)256 << 10;
       markers[i].tstack = cgci_os_map(markers[i].tstack_bytes);
@@ -356,6 +464,22 @@ void cgci_mark_start_helpers(void) {
   cgci_unlock();
 }
 
+/* merge_private -- .par.priv: OR every marker's table into the shared
+ * mark words and clear it.  Every helper is parked. */
+static void merge_private(void) {
+  size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
+  for (int i = 0; i <= par.nhelpers; i++) {
+    uint64_t *t = markers[i].priv;
+    for (size_t pg = 0; pg < npages; pg++, t += CGCI_MARK_WORDS) {
+      uint64_t any = 0;
+      for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= t[k];
+      if (any == 0) continue;
+      struct cgci_span *s = cgci_g.pagemap[pg];
+      for (int k = 0; k < CGCI_MARK_WORDS; k++) { s->mark[k] |= t[k]; t[k] = 0; }
+    }
+  }
+}
+
 /* drain_parallel -- marker 0 has the roots' work; share it with helpers. */
 static void drain_parallel(void) {
   pthread_mutex_lock(&par.mu);
@@ -369,6 +493,7 @@ static void drain_parallel(void) {
   pthread_mutex_lock(&par.mu);
   while (par.parked < par.nhelpers) pthread_cond_wait(&par.done, &par.mu);
   pthread_mutex_unlock(&par.mu);
+  merge_private();
   for (int i = 1; i <= par.nhelpers; i++) {
     markers[0].bytes += markers[i].bytes;
     markers[i].bytes = 0;
@@ -441,12 +566,19 @@ void cgci_mark_atfork_child(void) {
 }
 
 /* cgci_mark_owned_ranges -- the mappings of the marker machinery (mark
- * stacks, helper thread stacks), for roots.c to leave out of foreign
- * mappings.  Returns how many were written to OUT (at most MAX). */
+ * stacks, helper thread stacks, .par.priv tables), for roots.c to leave
+ * out of foreign mappings.  Returns how many were written to OUT (at most
+ * MAX). */
 size_t cgci_mark_owned_ranges(struct cgci_root *out, size_t max) {
   size_t n = 0;
-  for (int i = 0; i < MAX_MARKERS && n + 2 <= max; i++) {
+  for (int i = 0; i < MAX_MARKERS && n + 3 <= max; i++) {
     struct marker *m = &markers[i];
+    if (m->priv) {
+      out[n].lo = (uintptr_t)m->priv;
+      out[n].hi = out[n].lo + (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS *
+                              sizeof(uint64_t);
+      n++;
+    }
     if (m->stack) {
       out[n].lo = (uintptr_t)m->stack;
       out[n].hi = out[n].lo + m->cap * sizeof(struct cgci_markent);
