@@ -327,6 +327,7 @@ void cgci_mark_start_helpers(void);
 void cgci_mark_atfork_child(void);
 struct cgci_root;
 size_t cgci_mark_owned_ranges(struct cgci_root *out, size_t max);
+void   cgci_mark_helper_tls(void (*scan)(uintptr_t lo, uintptr_t hi));
 #ifdef CGCI_TEST_LOST_MARKS
 extern AO_t cgci_test_lost_marks;  /* mark.c fault injection (tests only) */
 #endif

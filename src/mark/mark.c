@@ -61,7 +61,7 @@ struct __attribute__((aligned(128))) marker {
 #define MAX_MARKERS 8
 #define CHUNK 128
 #define PREFETCH_RING 32          /* a power of two */
-#define PAR_MIN_HEAP ((size_t)64 << 20)   /* CGC_PAR_MIN_HEAP overrides */
+#define PAR_MIN_HEAP ((size_t)8 << 20)    /* CGC_PAR_MIN_HEAP overrides */
 
 struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
 
@@ -563,6 +563,23 @@ void cgci_mark_atfork_child(void) {
   par.nhelpers = 0; par.parked = 0; par.active = 0; par.waiting = 0;
   par.full = NULL;
   /* leave started set: a child does not start markers of its own */
+}
+
+/* cgci_mark_helper_tls -- call SCAN on the top of each helper's thread
+ * stack: glibc puts the thread's control block and static TLS there, and
+ * the control block points to the thread's DTV, which glibc allocates
+ * with malloc, that is from this heap when cgc is the program's malloc.
+ * The rest of a helper's stack is never scanned (cgci_mark_owned_ranges):
+ * it holds nothing but stale addresses from marking. */
+void cgci_mark_helper_tls(void (*scan)(uintptr_t lo, uintptr_t hi)) {
+  size_t top = cgci_g.static_tls_size + cgci_g.tcb_size;
+  top = top == 0 ? (size_t)16 << 10 : top + 256;     /* alignment slack */
+  for (int i = 1; i < MAX_MARKERS; i++) {
+    struct marker *m = &markers[i];
+    if (m->tstack == NULL || top > m->tstack_bytes) continue;
+    uintptr_t hi = (uintptr_t)m->tstack + m->tstack_bytes;
+    scan(hi - top, hi);
+  }
 }
 
 /* cgci_mark_owned_ranges -- the mappings of the marker machinery (mark

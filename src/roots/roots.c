@@ -438,6 +438,7 @@ void cgci_roots_mark_all(void) {
   for (size_t i = 0; i < cgci_g.nroots; i++)
     scan_root(cgci_g.roots[i].lo, cgci_g.roots[i].hi);
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) scan_thread(t);
+  cgci_mark_helper_tls(scan_root);
   cgci_each_span(scan_uncoll, NULL);
   if (snap == NULL && child_no_iter) {
     /* no data-segment list in this child: every writable private mapping */
