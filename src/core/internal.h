@@ -192,6 +192,7 @@ struct cgci_globals {
   size_t    root_bytes;             /* scanned in the last collection */
   int       scan_mappings;          /* ext: scan foreign rw mappings */
   size_t    static_tls_size;        /* glibc's static TLS block size */
+  size_t    static_tls_align;       /* and its alignment */
   size_t    tcb_size;               /* bytes of struct pthread to scan */
   /* threads */
   struct cgci_thread *threads;      /* registry (list) */
@@ -236,6 +237,7 @@ void cgci_unlock(void);
 /* ---- os/os_linux.c ------------------------------------------------------ */
 void    *cgci_os_reserve(size_t bytes);
 bool     cgci_os_commit(void *p, size_t bytes, bool populate);
+void     cgci_os_nohugepages(void *p, size_t bytes);
 void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
 void     cgci_os_hugepages(void *p, size_t bytes);
 void    *cgci_os_map(size_t bytes);                 /* fresh RW mapping */
@@ -329,7 +331,8 @@ struct cgci_root;
 size_t cgci_mark_owned_ranges(struct cgci_root *out, size_t max);
 void   cgci_mark_helper_tls(void (*scan)(uintptr_t lo, uintptr_t hi));
 #ifdef CGCI_TEST_LOST_MARKS
-extern AO_t cgci_test_lost_marks;  /* mark.c fault injection (tests only) */
+#define CGCI_TEST_MARKERS 8
+extern AO_t cgci_test_lost_marks[CGCI_TEST_MARKERS]; /* mark.c fault injection, by marker */
 #endif
 
 /* ---- sweep/sweep.c ------------------------------------------------------ */

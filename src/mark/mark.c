@@ -59,6 +59,9 @@ struct __attribute__((aligned(128))) marker {
 };
 
 #define MAX_MARKERS 8
+#ifdef CGCI_TEST_LOST_MARKS
+_Static_assert(CGCI_TEST_MARKERS == MAX_MARKERS, "test counter array");
+#endif
 #define CHUNK 128
 #define PREFETCH_RING 32          /* a power of two */
 #define PAR_MIN_HEAP ((size_t)8 << 20)    /* CGC_PAR_MIN_HEAP overrides */
@@ -68,7 +71,7 @@ struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
 static struct marker markers[MAX_MARKERS];   /* [0]: the collecting thread */
 
 #ifdef CGCI_TEST_LOST_MARKS
-AO_t cgci_test_lost_marks;        /* shared stores dropped on purpose */
+AO_t cgci_test_lost_marks[CGCI_TEST_MARKERS];  /* shared stores dropped, by marker */
 #endif
 
 static struct {
@@ -138,7 +141,9 @@ void cgci_mark_push(uintptr_t lo, uintptr_t hi) { if (hi > lo) push(&markers[0],
  * markers run at the same time (.par.priv): the shared word is accessed
  * relaxed, and the bit also goes into PRIV, this marker's own copy of
  * the word. */
-static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_, uint64_t *priv) {
+static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_, uint64_t *priv,
+                           const struct marker *m) {
+  (void)m;
   if (!par_) {
     uint64_t old = *w;
     if (old & bit) return false;
@@ -152,7 +157,7 @@ static inline bool set_bit(uint64_t *w, uint64_t bit, const bool par_, uint64_t 
   /* fault injection for the unit tests (check_parmark): lose one shared
    * store in CGCI_TEST_LOST_MARKS, as a racing marker could */
   static _Thread_local unsigned tick;
-  if (++tick % CGCI_TEST_LOST_MARKS == 0) AO_fetch_and_add1(&cgci_test_lost_marks);
+  if (++tick % CGCI_TEST_LOST_MARKS == 0) AO_fetch_and_add1(&cgci_test_lost_marks[m - markers]);
   else
 #endif
   AO_store(aw, (AO_t)(old | bit));
@@ -204,7 +209,7 @@ static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, si
     uint32_t idx = cgci_slot_index(s, w);
     if (idx >= s->nobj) return;
     if (s->kind == CGCI_KIND_UNCOLL) return;           /* .inv.uncoll */
-    if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), false, NULL)) return;
+    if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), false, NULL, m)) return;
     m->bytes += s->slot;
     if (s->kind == CGCI_KIND_NORMAL) {
       uintptr_t base = s->start + (uintptr_t)idx * s->slot;
@@ -212,7 +217,7 @@ static inline void mark_one(struct marker *m, uintptr_t w, uintptr_t heap_lo, si
     }
   } else if (s->state == CGCI_SPAN_LARGE) {
     if (s->kind == CGCI_KIND_UNCOLL) return;
-    if (!set_bit(&s->mark[0], 1, false, NULL)) return;
+    if (!set_bit(&s->mark[0], 1, false, NULL, m)) return;
     m->bytes += s->large_bytes;
     if (s->kind == CGCI_KIND_NORMAL) push_large(m, s);
   }
@@ -313,7 +318,7 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
         uint32_t idx = cgci_slot_index(s, w);
         if (idx >= s->nobj || s->kind == CGCI_KIND_UNCOLL) continue;   /* .inv.uncoll */
         if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_,
-                     par_ ? priv_word(priv, s, heap_lo, idx >> 6) : NULL)) continue;
+                     par_ ? priv_word(priv, s, heap_lo, idx >> 6) : NULL, m)) continue;
         uintptr_t slot = s->slot;
         bytes += slot;
         if (s->kind != CGCI_KIND_NORMAL) continue;
@@ -329,7 +334,7 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
         top++;
       } else if (s->state == CGCI_SPAN_LARGE) {
         if (s->kind == CGCI_KIND_UNCOLL ||
-            !set_bit(&s->mark[0], 1, par_, par_ ? priv_word(priv, s, heap_lo, 0) : NULL)) continue;
+            !set_bit(&s->mark[0], 1, par_, par_ ? priv_word(priv, s, heap_lo, 0) : NULL, m)) continue;
         bytes += s->large_bytes;
         if (s->kind != CGCI_KIND_NORMAL) continue;
         m->top = top;
@@ -410,13 +415,33 @@ static void *helper_main(void *arg) {
 /* priv_init -- M's .par.priv table: CGCI_MARK_WORDS words for every page
  * the heap may ever have, reserved (pages are backed only once written:
  * about 1/128 of the heap marked in parallel). */
+static size_t priv_bytes(void) {
+  return (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS * sizeof(uint64_t);
+}
+
 static bool priv_init(struct marker *m) {
   if (m->priv != NULL) return true;
-  size_t bytes = (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS * sizeof(uint64_t);
-  void *p = cgci_os_reserve(bytes);
+  void *p = cgci_os_reserve(priv_bytes());
   if (p == NULL) return false;
-  if (!cgci_os_commit(p, bytes, false)) { cgci_os_unmap(p, bytes); return false; }
+  /* a huge page would back 2 MiB of table, that is 256 MiB of heap */
+  cgci_os_nohugepages(p, priv_bytes());
   m->priv = p;
+  return true;
+}
+
+/* priv_cover -- make every table in use writable up to the heap frontier,
+ * in 64 KiB steps (reserved address space is committed only as the heap
+ * grows, as the heap and the page map are).  False if the kernel refuses:
+ * that collection then marks on one thread.  World stopped. */
+static bool priv_cover(void) {
+  static size_t committed;               /* bytes of each table, so far */
+  size_t need = (cgci_g.heap_used >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS * sizeof(uint64_t);
+  need = (need + ((size_t)64 << 10) - 1) & ~(((size_t)64 << 10) - 1);
+  if (need > priv_bytes()) need = priv_bytes();
+  if (need <= committed) return true;
+  for (int i = 0; i <= par.nhelpers; i++)
+    if (!cgci_os_commit((char *)markers[i].priv + committed, need - committed, false)) return false;
+  committed = need;
   return true;
 }
 
@@ -467,16 +492,19 @@ void cgci_mark_start_helpers(void) {
 /* merge_private -- .par.priv: OR every marker's table into the shared
  * mark words and clear it.  Every helper is parked. */
 static void merge_private(void) {
+  /* entries exist only at the first page of a SMALL or LARGE span
+   * (priv_word): walk the spans, so free runs cost one step each */
   size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
-  for (int i = 0; i <= par.nhelpers; i++) {
-    uint64_t *t = markers[i].priv;
-    for (size_t pg = 0; pg < npages; pg++, t += CGCI_MARK_WORDS) {
-      uint64_t any = 0;
-      for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= t[k];
-      if (any == 0) continue;
-      struct cgci_span *s = cgci_g.pagemap[pg];
-      for (int k = 0; k < CGCI_MARK_WORDS; k++) { s->mark[k] |= t[k]; t[k] = 0; }
-    }
+  for (size_t pg = 0; pg < npages; ) {
+    struct cgci_span *s = cgci_g.pagemap[pg];    /* .inv.runs: never NULL */
+    if (s->state != CGCI_SPAN_FREE)
+      for (int i = 0; i <= par.nhelpers; i++) {
+        uint64_t *t = markers[i].priv + pg * CGCI_MARK_WORDS, any = 0;
+        for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= t[k];
+        if (any == 0) continue;
+        for (int k = 0; k < CGCI_MARK_WORDS; k++) { s->mark[k] |= t[k]; t[k] = 0; }
+      }
+    pg += s->npages;
   }
 }
 
@@ -503,7 +531,7 @@ static void drain_parallel(void) {
 
 void cgci_mark_drain(void) {
   struct marker *m = &markers[0];
-  if (par.nhelpers > 0 && !par.disabled && m->top > 0)
+  if (par.nhelpers > 0 && !par.disabled && m->top > 0 && priv_cover())
     drain_parallel();
   else
     drain_single(m);
@@ -573,7 +601,9 @@ void cgci_mark_atfork_child(void) {
  * it holds nothing but stale addresses from marking. */
 void cgci_mark_helper_tls(void (*scan)(uintptr_t lo, uintptr_t hi)) {
   size_t top = cgci_g.static_tls_size + cgci_g.tcb_size;
-  top = top == 0 ? (size_t)16 << 10 : top + 256;     /* alignment slack */
+  /* glibc aligns the control block down from the stack's top by up to
+   * the static TLS alignment */
+  top = top == 0 ? (size_t)16 << 10 : top + cgci_g.static_tls_align + 64;
   for (int i = 1; i < MAX_MARKERS; i++) {
     struct marker *m = &markers[i];
     if (m->tstack == NULL || top > m->tstack_bytes) continue;

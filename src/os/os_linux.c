@@ -43,6 +43,7 @@ bool cgci_os_commit(void *p, size_t bytes, bool populate) {
 }
 
 void cgci_os_hugepages(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_HUGEPAGE); }
+void cgci_os_nohugepages(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_NOHUGEPAGE); }
 
 /* cgci_os_release -- give the pages back; they read as zero afterwards. */
 void cgci_os_release(void *p, size_t bytes) {

@@ -34,6 +34,7 @@ void cgci_roots_init(void) {
   size_t size = 0, align = 0;
   if (get_static) get_static(&size, &align);
   cgci_g.tcb_size = tcb ? *tcb : 0;
+  cgci_g.static_tls_align = align;
   if (size != 0 && cgci_g.tcb_size != 0 && size > cgci_g.tcb_size)
     cgci_g.static_tls_size = size - cgci_g.tcb_size;
   else {
@@ -409,7 +410,7 @@ static void scan_excluding(uintptr_t lo, uintptr_t hi, const struct cgci_root *e
  * stacks (scanned from their stack pointer; a thread stack starts at the
  * low end of its mapping, above a guard page). */
 static void scan_foreign(uintptr_t lo, uintptr_t hi) {
-  struct cgci_root ex[48];
+  struct cgci_root ex[128];
   size_t n = 0;
   ex[n++] = (struct cgci_root){cgci_g.heap_lo, cgci_g.heap_lo + cgci_g.heap_reserved};
   ex[n++] = (struct cgci_root){cgci_g.meta_lo, cgci_g.meta_lo + cgci_g.meta_reserved};
@@ -418,7 +419,7 @@ static void scan_foreign(uintptr_t lo, uintptr_t hi) {
   if (rw.r) ex[n++] = (struct cgci_root){(uintptr_t)rw.r, (uintptr_t)rw.r +
                                          rw.cap * (sizeof(struct cgci_root) + 1)};
   n += cgci_mark_owned_ranges(ex + n, 24);
-  for (struct cgci_thread *t = cgci_g.threads; t && n < 48; t = t->next)
+  for (struct cgci_thread *t = cgci_g.threads; t && n < 128; t = t->next)
     if (t->stack_base > lo && t->stack_base <= hi) ex[n++] = (struct cgci_root){lo, t->stack_base};
   scan_excluding(lo, hi, ex, 0, n);
 }
