@@ -14,6 +14,8 @@
  *      when blocked), and its static TLS block and thread control block:
  *      [tp - (static TLS size - TCB size), tp + TCB size).  Boehm misses
  *      objects referenced only from __thread variables; cgc does not.
+ *      The helper markers' control blocks and static TLS too (their DTV
+ *      comes from malloc, which may be cgc's); not their stacks.
  *   4. Uncollectable blocks.
  *   5. With cgci_ext_scan_mappings(1): every writable private anonymous
  *      mapping cgc does not own (for the malloc shim).
