@@ -732,13 +732,5 @@ static Suite *exec_suite(void)
 
 int main(int argc, char **argv)
 {
-  SRunner *sr;
-  int failed;
-
-  tsup_seed_init(argc, argv, 1);
-  sr = srunner_create(exec_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return tsup_main(argc, argv, 1, exec_suite);
 }

@@ -186,13 +186,5 @@ static Suite *mixed_suite(void)
 
 int main(int argc, char **argv)
 {
-  SRunner *sr;
-  int failed;
-
-  tsup_seed_init(argc, argv, 1);
-  sr = srunner_create(mixed_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return tsup_main(argc, argv, 1, mixed_suite);
 }

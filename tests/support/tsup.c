@@ -454,3 +454,16 @@ void tsup_init(int cleanup_threads, int on_demand, int strict)
 }
 
 void tsup_setup_default(void) { tsup_init(-1, 0, 0); }
+
+int tsup_main(int argc, char **argv, unsigned long long def, Suite *(*make)(void))
+{
+  SRunner *sr;
+  int failed;
+
+  tsup_seed_init(argc, argv, def);
+  sr = srunner_create(make());
+  srunner_run_all(sr, CK_ENV);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}

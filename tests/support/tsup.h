@@ -42,6 +42,10 @@
 /* Parse the seed (argv[1], else TSUP_SEED, else DEFAULT), print it on
  * stderr before anything else happens, and remember it. */
 unsigned long long tsup_seed_init(int argc, char **argv, unsigned long long def);
+/* The main of every suite: tsup_seed_init(ARGC, ARGV, DEF), then run the
+ * suite MAKE builds with Check's environment settings (CK_RUN_SUITE, ...);
+ * 0 if every test passed, else 1. */
+int tsup_main(int argc, char **argv, unsigned long long def, Suite *(*make)(void));
 unsigned long long tsup_seed(void);
 /* splitmix64 step. */
 uint64_t tsup_rand(uint64_t *state);

@@ -477,13 +477,5 @@ static Suite *mark_suite(void)
 
 int main(int argc, char **argv)
 {
-  SRunner *sr;
-  int failed;
-
-  tsup_seed_init(argc, argv, 20240601);
-  sr = srunner_create(mark_suite());
-  srunner_run_all(sr, CK_ENV);
-  failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return tsup_main(argc, argv, 20240601, mark_suite);
 }
