@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh -- build cgc and run every test: the normal build (warnings are
 # errors) with the whole CTest suite, then a UBSan build of the unit, API,
-# conformance and stress tiers, then an install + find_package/pkg-config
-# consumer check.
+# conformance and stress tiers, an install + find_package/pkg-config
+# consumer check, then the benchmark suite's quick mode (every back end
+# runs and prints sane numbers; about half a minute).
 #   tools/test.sh            (CGC_STRESS_SECONDS=20 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,6 @@ cmake --build build-ubsan -j"$jobs"
 
 echo "== install and consume"
 tools/consumer-check.sh build-test
+
+echo "== benchmarks, quick mode (bench/run --quick)"
+bench/run --quick
