@@ -412,13 +412,14 @@ static void *helper_main(void *arg) {
   return NULL;
 }
 
-/* priv_init -- M's .par.priv table: CGCI_MARK_WORDS words for every page
- * the heap may ever have, reserved (pages are backed only once written:
- * about 1/128 of the heap marked in parallel). */
 static size_t priv_bytes(void) {
   return (cgci_g.heap_reserved >> CGCI_PAGE_SHIFT) * CGCI_MARK_WORDS * sizeof(uint64_t);
 }
 
+/* priv_init -- reserve M's .par.priv table: CGCI_MARK_WORDS words for
+ * every page the heap may ever have (made writable by priv_cover; pages
+ * are backed only once written, about 1/128 of the heap marked in
+ * parallel). */
 static bool priv_init(struct marker *m) {
   if (m->priv != NULL) return true;
   void *p = cgci_os_reserve(priv_bytes());
