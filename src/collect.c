@@ -53,6 +53,7 @@ static void mark_lists(struct cycle *c) {
 static void do_collect(struct cycle *c) {
   c->heap_before = heap_bytes();
   cgci_stop_world();
+  cgci_mark_alert();             /* helpers wake while the roots are scanned */
   c->t_stopped = cgci_os_now_ns();
   cgci_os_pagemap_begin();       /* for scanning big blocks sparsely */
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) cgci_thread_flush_counters(t);

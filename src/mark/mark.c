@@ -65,6 +65,13 @@ _Static_assert(CGCI_TEST_MARKERS == MAX_MARKERS, "test counter array");
 #define CHUNK 128
 #define PREFETCH_RING 32          /* a power of two */
 #define PAR_MIN_HEAP ((size_t)8 << 20)    /* CGC_PAR_MIN_HEAP overrides */
+/* How long a marker out of work spins before it sleeps, and how long an
+ * alerted helper spins waiting for its phase to start.  Waking a sleeping
+ * thread costs tens of microseconds (more in a virtual machine), which is
+ * the length of a whole hand-over on a small heap; the world is stopped,
+ * so the spinning takes no processor from the program. */
+#define SPIN_WORK_NS ((uint64_t)50 * 1000)
+#define SPIN_START_NS ((uint64_t)2 * 1000 * 1000)
 
 struct chunk { struct chunk *next; size_t n; struct cgci_markent e[CHUNK]; };
 
@@ -80,10 +87,12 @@ static struct {
   pthread_cond_t start;           /* a parallel phase begins */
   pthread_cond_t done;            /* all helpers parked */
   struct chunk *full, *spare;     /* shared work, recycled chunks */
+  AO_t nfull;                     /* chunks on FULL: read while spinning */
   volatile int waiting;           /* markers waiting for work */
-  int active;                     /* markers working in this phase */
+  AO_t active;                    /* markers working in this phase */
   int parked;                     /* helpers parked between phases */
-  unsigned phase;                 /* incremented per parallel phase */
+  AO_t phase;                     /* incremented per parallel phase */
+  unsigned alert;                 /* incremented by cgci_mark_alert */
   int nhelpers;                   /* started helper threads */
   int nmarkers;                   /* wanted, including the collector */
   size_t min_heap;                /* heap size that starts the helpers */
@@ -262,6 +271,7 @@ static CGCI_NOINLINE void share(struct marker *m) {
   c->n = give;
   c->next = par.full;
   par.full = c;
+  AO_store(&par.nfull, AO_load(&par.nfull) + 1);
   pthread_cond_signal(&par.work);
   pthread_mutex_unlock(&par.mu);
   memmove(m->stack, m->stack + give, (m->top - give) * sizeof m->stack[0]);
@@ -360,6 +370,7 @@ static CGCI_NOINLINE void drain_parallel_local(struct marker *m) { drain_local(m
 static void take(struct marker *m) {
   struct chunk *c = par.full;
   par.full = c->next;
+  AO_store(&par.nfull, AO_load(&par.nfull) - 1);
   while (m->top + c->n > m->cap && mstack_grow(m)) { }
   size_t n = c->n;
   if (m->top + n > m->cap) { m->overflow = 1; n = m->cap - m->top; }
@@ -369,27 +380,50 @@ static void take(struct marker *m) {
   par.spare = c;
 }
 
+/* spin_until -- spin for at most NS nanoseconds or until DONE(ARG). */
+static bool spin_until(bool (*done)(unsigned), unsigned arg, uint64_t ns) {
+  uint64_t t0 = 0;
+  for (unsigned i = 0;; i++) {
+    if (done(arg)) return true;
+    __builtin_ia32_pause();
+    if ((i & 63) == 0) {
+      uint64_t now = cgci_os_now_ns();
+      if (t0 == 0) t0 = now;
+      else if (now - t0 >= ns) return false;
+    }
+  }
+}
+
+static bool work_or_end(unsigned arg) {
+  (void)arg;
+  return AO_load(&par.nfull) > 0 || AO_load(&par.active) == 0; }
+
 /* work -- one marker's part of a parallel phase. */
 static void work(struct marker *m) {
   for (;;) {
     drain_parallel_local(m);
     pthread_mutex_lock(&par.mu);
     if (par.full) { take(m); pthread_mutex_unlock(&par.mu); continue; }
-    par.active--;
-    if (par.active == 0) {                  /* everyone is out of work */
+    AO_store(&par.active, AO_load(&par.active) - 1);
+    if (AO_load(&par.active) == 0) {        /* everyone is out of work */
       pthread_cond_broadcast(&par.work);
       pthread_mutex_unlock(&par.mu);
       return;
     }
     par.waiting++;
-    while (par.full == NULL && par.active > 0) pthread_cond_wait(&par.work, &par.mu);
+    pthread_mutex_unlock(&par.mu);
+    (void)spin_until(work_or_end, 0, SPIN_WORK_NS);
+    pthread_mutex_lock(&par.mu);
+    while (par.full == NULL && AO_load(&par.active) > 0) pthread_cond_wait(&par.work, &par.mu);
     par.waiting--;
     if (par.full == NULL) { pthread_mutex_unlock(&par.mu); return; }
-    par.active++;
+    AO_store(&par.active, AO_load(&par.active) + 1);
     take(m);
     pthread_mutex_unlock(&par.mu);
   }
 }
+
+static bool phase_started(unsigned seen) { return (unsigned)AO_load(&par.phase) != seen; }
 
 static void *helper_main(void *arg) {
   struct marker *m = arg;
@@ -398,13 +432,24 @@ static void *helper_main(void *arg) {
   sigfillset(&all);
   syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, (size_t)(_NSIG / 8));
   cgci_meta_nolock(1);       /* runs only in pauses; chunks under par.mu */
+  unsigned alerted = 0;
   pthread_mutex_lock(&par.mu);
   for (;;) {
     par.parked++;
     pthread_cond_broadcast(&par.done);
-    while (par.phase == seen) pthread_cond_wait(&par.start, &par.mu);
+    for (;;) {
+      while ((unsigned)AO_load(&par.phase) == seen && par.alert == alerted)
+        pthread_cond_wait(&par.start, &par.mu);
+      if ((unsigned)AO_load(&par.phase) != seen) break;
+      /* alerted: a collection has begun and will probably mark in
+       * parallel once the roots are scanned; wait for it awake */
+      alerted = par.alert;
+      pthread_mutex_unlock(&par.mu);
+      (void)spin_until(phase_started, seen, SPIN_START_NS);
+      pthread_mutex_lock(&par.mu);
+    }
     par.parked--;
-    seen = par.phase;
+    seen = (unsigned)AO_load(&par.phase);
     pthread_mutex_unlock(&par.mu);
     work(m);
     pthread_mutex_lock(&par.mu);
@@ -512,8 +557,8 @@ static void merge_private(void) {
 /* drain_parallel -- marker 0 has the roots' work; share it with helpers. */
 static void drain_parallel(void) {
   pthread_mutex_lock(&par.mu);
-  par.active = par.nhelpers + 1;
-  par.phase++;
+  AO_store(&par.active, (AO_t)par.nhelpers + 1);
+  AO_store(&par.phase, AO_load(&par.phase) + 1);
   pthread_cond_broadcast(&par.start);
   pthread_mutex_unlock(&par.mu);
   work(&markers[0]);
@@ -528,6 +573,18 @@ static void drain_parallel(void) {
     markers[i].bytes = 0;
     if (markers[i].overflow) { markers[0].overflow = 1; markers[i].overflow = 0; }
   }
+}
+
+/* cgci_mark_alert -- a collection has stopped the world: wake the helpers
+ * now, so that they are running, not still waking up, when the roots are
+ * scanned and the parallel drain starts.  An alerted helper spins for a
+ * bounded time waiting for the phase, then sleeps again. */
+void cgci_mark_alert(void) {
+  if (par.nhelpers == 0 || par.disabled || cgci_g.heap_used < par.min_heap) return;
+  pthread_mutex_lock(&par.mu);
+  par.alert++;
+  pthread_cond_broadcast(&par.start);
+  pthread_mutex_unlock(&par.mu);
 }
 
 void cgci_mark_drain(void) {
@@ -589,8 +646,8 @@ void cgci_mark_atfork_child(void) {
   pthread_cond_t c1 = PTHREAD_COND_INITIALIZER, c2 = PTHREAD_COND_INITIALIZER,
                  c3 = PTHREAD_COND_INITIALIZER;
   par.mu = m; par.work = c1; par.start = c2; par.done = c3;
-  par.nhelpers = 0; par.parked = 0; par.active = 0; par.waiting = 0;
-  par.full = NULL;
+  par.nhelpers = 0; par.parked = 0; AO_store(&par.active, 0); par.waiting = 0;
+  par.full = NULL; AO_store(&par.nfull, 0);
   /* leave started set: a child does not start markers of its own */
 }
 
