@@ -269,12 +269,19 @@ static void *callback_thread(void *p) {
     scrub_light();
     if (kind) { retire(kind, slot); continue; }
     scrub();
+    /* Idle, the thread holds no heap pointer that its stack (scrubbed)
+     * and saved registers do not show, and it touches only the queue: it
+     * waits BLOCKED, so collections neither signal nor restart it.  It
+     * cannot take its next entry while a collection runs, since the
+     * collector holds q.mu throughout. */
+    cgci_blocking_enter(cgci_self);
     pthread_mutex_lock(&q.mu);
     while (!q.stopping && (q.paused ||
            !((may_fin && q.fin_len && !q.fin_running) || (may_cln && q.cln_len))))
       pthread_cond_wait(&q.work, &q.mu);
     int stop = q.stopping;
     pthread_mutex_unlock(&q.mu);
+    cgci_blocking_leave(cgci_self);
     if (stop) break;
   }
   return NULL;
