@@ -100,29 +100,46 @@ static void do_collect(struct cycle *c) {
   /* The budget follows the mean live size of this cycle and the previous
    * one: a collection that happens to land on a momentary peak of the live
    * heap (a big temporary structure almost built) would otherwise double
-   * the heap for the cycles after it. */
+   * the heap for the cycles after it.  Roots count too (as in Go since
+   * 1.18): scanning them is part of every collection's cost, so a program
+   * with large data segments or deep stacks collects less often. */
   size_t basis = cgci_g.prev_live != 0 ? live / 2 + cgci_g.prev_live / 2 : live;
+  basis += cgci_g.root_bytes;
   cgci_g.prev_live = live;
   size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
                                       : (size_t)((double)basis * cgci_g.gc_percent / 100.0);
   if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
+  /* .pace.resident: a heap the program filled recently stays available.
+   * RESIDENT is a goal that starts at the highest heap of a phase (never
+   * above the heap actually reached) and falls back to this cycle's goal
+   * by an eighth of the difference per collection.  Until then the next
+   * collection waits for the heap to fill up to it: that memory is
+   * resident already, so using it costs no peak memory and saves the
+   * collections a shrunken live size would otherwise trigger.  The same
+   * figure says how much free memory to keep resident (below). */
+  size_t goal = live + trig;
+  if (cgci_g.gc_percent >= 0 && !cgci_g.heap_limit) {
+    size_t peak = c->heap_before > cgci_g.heap_peak ? c->heap_before : cgci_g.heap_peak;
+    cgci_g.heap_peak = peak;
+    size_t res = cgci_g.resident_goal;
+    if (res > goal) res -= (res - goal) / 8;
+    if (res > peak) res = peak;
+    if (res < goal) res = goal;
+    cgci_g.resident_goal = res;
+    trig = res - live;
+  }
   if (cgci_g.heap_limit) {
     size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;
     if (trig > room / 2 + (room / 4)) trig = room / 2 + room / 4;
     if (trig < ((size_t)256 << 10)) trig = (size_t)256 << 10;
   }
   cgci_g.trigger = trig;
-  /* Keep resident the free memory the next cycles will want: enough to
-   * reach the highest goal of the last few collections (a program whose
-   * live size swings between phases would otherwise give pages back and
-   * fault them in again each phase), at least this cycle's budget.  With
-   * pacing off, never more than the live heap (or the minimum heap). */
-  size_t goal = live + trig;
-  cgci_g.goal_hist[cgci_g.st.collections % 4] = goal;
-  size_t keep = trig;
-  for (int i = 0; i < 4; i++)
-    if (cgci_g.goal_hist[i] > live && cgci_g.goal_hist[i] - live > keep)
-      keep = cgci_g.goal_hist[i] - live;
+  /* Keep resident the free memory the next cycle will want: the budget,
+   * plus an eighth for the free slots of partly used spans, which the
+   * budget counts but which take no pages (without it, every cycle gives
+   * back a few runs and faults them in again).  With pacing off, never
+   * more than the live heap (or the minimum heap). */
+  size_t keep = trig + trig / 8;
   size_t cap = live > cgci_g.min_heap ? live : cgci_g.min_heap;
   if (cgci_g.gc_percent < 0) keep = trig < cap ? trig : cap;
   cgci_pages_release_old(keep);

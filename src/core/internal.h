@@ -176,7 +176,8 @@ struct cgci_globals {
   size_t    trigger;                /* collect when alloc_since_gc >= this */
   size_t    live_bytes, live_objs;  /* after last collection */
   size_t    release_age;            /* collections a free run waits */
-  size_t    goal_hist[4];           /* heap goals of recent collections */
+  size_t    resident_goal;          /* .pace.resident (collect.c) */
+  size_t    heap_peak;              /* most heap at the start of a collection */
   size_t    prev_live;              /* live bytes after the previous one */
   /* statistics */
   cgc_stats_t st;
