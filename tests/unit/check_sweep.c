@@ -137,7 +137,7 @@ END_TEST
 
 /* ---- spans back to the page heap, memory back to the OS --------------------- */
 
-#define RELEASE_OBJS 8192        /* 8 MiB of 1 KiB objects */
+#define RELEASE_OBJS 24576       /* 24 MiB of 1 KiB objects */
 
 static void alloc_release_set(void *ctx)
 {
@@ -167,10 +167,15 @@ START_TEST(dead_spans_released)
                 "pages in use %zu -> %zu -> %zu", p0, p1, p2);
   tsup_collect(2);
   cgc_get_stats(&s2);
-  ck_assert_uint_ge(s2.bytes_released - s1.bytes_released, (size_t)4 << 20);
-  ck_assert_uint_le(s2.heap_size + ((size_t)4 << 20), s1.heap_size);
-  ck_assert_uint_le(cgci_g.pages_free_committed << CGCI_PAGE_SHIFT,
-                    (size_t)1 << 20);
+  /* resident free memory is cut to the budget (docs/design/heap.md 6),
+   * which grows with the roots: several MB in a sanitizer build */
+  size_t keep = cgci_g.trigger + cgci_g.trigger / 8;
+  ck_assert_msg(keep <= ((size_t)RELEASE_OBJS * 1000) / 2, "budget %zu (roots %zu)", keep,
+                cgci_g.root_bytes);
+  ck_assert_uint_le(cgci_g.pages_free_committed << CGCI_PAGE_SHIFT, keep);
+  ck_assert_uint_ge(s2.bytes_released - s1.bytes_released,
+                    (size_t)RELEASE_OBJS * 1000 - keep - ((size_t)1 << 20));
+  ck_assert_uint_le(s2.heap_size + ((size_t)RELEASE_OBJS * 1000 - keep) / 2, s1.heap_size);
   cgc_enable();
 }
 END_TEST
