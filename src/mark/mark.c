@@ -303,6 +303,10 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
     if (top > 0 && n < PREFETCH_RING) {
       struct cgci_markent e = stack[--top];
       __builtin_prefetch((const void *)e.lo);
+      /* a small object may straddle two lines (a 48-byte slot does half
+       * the time): fetch its last line too */
+      uintptr_t last = (e.hi - 1) & ~(uintptr_t)63;
+      if (last != (e.lo & ~(uintptr_t)63) && e.hi - e.lo <= 256) __builtin_prefetch((const void *)last);
       ring[(head + n) % PREFETCH_RING] = e;
       n++;
       continue;
