@@ -102,32 +102,16 @@ static void do_collect(struct cycle *c) {
    * heap (a big temporary structure almost built) would otherwise double
    * the heap for the cycles after it.  Roots count too (as in Go since
    * 1.18): scanning them is part of every collection's cost, so a program
-   * with large data segments or deep stacks collects less often. */
+   * with large data segments or deep stacks collects less often.  Not the
+   * anonymous mappings scanned under the malloc shim, though: they are
+   * another allocator's heap (Python's arenas, say), and counting them
+   * would grow this heap in proportion to that one. */
   size_t basis = cgci_g.prev_live != 0 ? live / 2 + cgci_g.prev_live / 2 : live;
-  basis += cgci_g.root_bytes;
+  basis += cgci_g.root_bytes_paced;
   cgci_g.prev_live = live;
   size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
                                       : (size_t)((double)basis * cgci_g.gc_percent / 100.0);
   if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
-  /* .pace.resident: a heap the program filled recently stays available.
-   * RESIDENT is a goal that starts at the highest heap of a phase (never
-   * above the heap actually reached) and falls back to this cycle's goal
-   * by an eighth of the difference per collection.  Until then the next
-   * collection waits for the heap to fill up to it: that memory is
-   * resident already, so using it costs no peak memory and saves the
-   * collections a shrunken live size would otherwise trigger.  The same
-   * figure says how much free memory to keep resident (below). */
-  size_t goal = live + trig;
-  if (cgci_g.gc_percent >= 0 && !cgci_g.heap_limit) {
-    size_t peak = c->heap_before > cgci_g.heap_peak ? c->heap_before : cgci_g.heap_peak;
-    cgci_g.heap_peak = peak;
-    size_t res = cgci_g.resident_goal;
-    if (res > goal) res -= (res - goal) / 8;
-    if (res > peak) res = peak;
-    if (res < goal) res = goal;
-    cgci_g.resident_goal = res;
-    trig = res - live;
-  }
   if (cgci_g.heap_limit) {
     size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;
     if (trig > room / 2 + (room / 4)) trig = room / 2 + room / 4;

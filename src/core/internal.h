@@ -176,8 +176,6 @@ struct cgci_globals {
   size_t    trigger;                /* collect when alloc_since_gc >= this */
   size_t    live_bytes, live_objs;  /* after last collection */
   size_t    release_age;            /* collections a free run waits */
-  size_t    resident_goal;          /* .pace.resident (collect.c) */
-  size_t    heap_peak;              /* most heap at the start of a collection */
   size_t    prev_live;              /* live bytes after the previous one */
   /* statistics */
   cgc_stats_t st;
@@ -191,6 +189,7 @@ struct cgci_globals {
   struct cgci_root *roots;          /* cgc_add_roots ranges (meta) */
   size_t    nroots, roots_cap;
   size_t    root_bytes;             /* scanned in the last collection */
+  size_t    root_bytes_paced;       /* the part of it the pacer counts */
   int       scan_mappings;          /* ext: scan foreign rw mappings */
   size_t    static_tls_size;        /* glibc's static TLS block size */
   size_t    static_tls_align;       /* and its alignment */

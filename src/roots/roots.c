@@ -443,6 +443,8 @@ void cgci_roots_mark_all(void) {
   for (struct cgci_thread *t = cgci_g.threads; t; t = t->next) scan_thread(t);
   cgci_mark_helper_tls(scan_root);
   cgci_each_span(scan_uncoll, NULL);
+  /* the pacer counts these roots, not foreign mappings (collect.c) */
+  cgci_g.root_bytes_paced = cgci_g.root_bytes;
   if (snap == NULL && child_no_iter) {
     /* no data-segment list in this child: every writable private mapping */
     for (size_t i = 0; i < rw.n; i++)

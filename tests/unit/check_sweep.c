@@ -11,11 +11,7 @@
  *   - idle free runs are returned to the OS after a collection or two
  *     (stats bytes_released grows, heap_size shrinks);
  *   - freed large objects, collected or explicitly freed, leave one
- *     coalesced free run;
- *   - pacing (.pace.resident in collect.c): after the live heap shrinks,
- *     the next collections wait for the heap to refill to its recent size,
- *     never beyond it, and that allowance decays until the heap is back to
- *     the size the smaller live heap calls for.
+ *     coalesced free run.
  */
 #include <check.h>
 #include <stdint.h>
@@ -180,72 +176,6 @@ START_TEST(dead_spans_released)
 }
 END_TEST
 
-/* ---- pacing: .pace.resident ------------------------------------------------ */
-
-#define RES_BIG ((size_t)12 << 20)   /* the first phase's live heap */
-#define RES_OBJ 1024
-
-static void *volatile res_root;       /* a data-segment root */
-
-static CGCI_NOINLINE void res_build(void *ctx)
-{
-  (void)ctx;
-  void **head = NULL;
-
-  for (size_t i = 0; i < RES_BIG / RES_OBJ; i++) {
-    void **p = cgc_malloc(RES_OBJ - 16);
-
-    ck_assert_ptr_nonnull(p);
-    p[0] = head;
-    head = p;
-  }
-  res_root = head;
-}
-
-/* res_churn -- allocate garbage until N more collections have run. */
-static CGCI_NOINLINE void res_churn(void *ctx)
-{
-  uint64_t until = cgci_g.st.collections + (uint64_t)(uintptr_t)ctx;
-
-  while (cgci_g.st.collections < until)
-    ck_assert_ptr_nonnull(cgc_malloc(RES_OBJ - 16));
-}
-
-START_TEST(resident_goal_decays)
-{
-  ck_assert_int_eq(setenv("CGC_MIN_HEAP", "65536", 1), 0);
-  setup();
-  cgc_set_gc_percent(100);
-  tsup_deep(res_build, NULL);
-  tsup_deep(res_churn, (void *)(uintptr_t)4);    /* collections at full size */
-  size_t peak = cgci_g.heap_peak, goal1 = cgci_g.resident_goal;
-  ck_assert_uint_ge(cgci_g.live_bytes, RES_BIG);
-  ck_assert_uint_ge(goal1, 2 * RES_BIG);
-  ck_assert_uint_le(goal1, peak);
-
-  res_root = NULL;                              /* the live heap shrinks */
-  tsup_scrub();
-  tsup_deep(res_churn, (void *)(uintptr_t)1);
-  size_t live = cgci_g.live_bytes;
-  ck_assert_uint_le(live, RES_BIG / 4);
-  /* the first collection after the drop: the budget refills the heap
-   * (less an eighth of the excess), not twice the small live size */
-  ck_assert_uint_ge(cgci_g.resident_goal, goal1 - (goal1 - 2 * live) / 8 - (goal1 / 16));
-  ck_assert_uint_ge(cgci_g.trigger, goal1 / 2);
-  /* refilling never takes the heap past the size it had reached */
-  for (int i = 0; i < 12; i++) {
-    tsup_deep(res_churn, (void *)(uintptr_t)1);
-    size_t heap = (cgci_g.pages_in_use + cgci_g.pages_free_committed) << CGCI_PAGE_SHIFT;
-    ck_assert_msg(heap <= peak + ((size_t)1 << 20), "heap %zu above the peak %zu", heap, peak);
-  }
-  /* and the allowance decays: memory comes back */
-  tsup_deep(res_churn, (void *)(uintptr_t)48);
-  size_t heap = (cgci_g.pages_in_use + cgci_g.pages_free_committed) << CGCI_PAGE_SHIFT;
-  ck_assert_msg(cgci_g.resident_goal <= goal1 / 4, "goal %zu -> %zu", goal1, cgci_g.resident_goal);
-  ck_assert_msg(heap <= peak / 3, "heap %zu, peak %zu", heap, peak);
-}
-END_TEST
-
 /* ---- large objects: freed and coalesced ------------------------------------- */
 
 #define BIG_PAGES 5
@@ -306,7 +236,6 @@ static Suite *sweep_suite(void)
   tcase_add_test(tc, explicit_free_returns_span);
   tcase_add_test(tc, unreachable_reused);
   tcase_add_test(tc, dead_spans_released);
-  tcase_add_test(tc, resident_goal_decays);
   tcase_add_test(tc, large_collected_coalesced);
   tcase_add_test(tc, large_freed_coalesced);
   suite_add_tcase(s, tc);
