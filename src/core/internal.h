@@ -147,6 +147,7 @@ struct cgci_globals {
   uintptr_t heap_lo;                /* reserved range */
   size_t    heap_reserved;
   size_t    heap_committed;         /* bytes mapped RW from heap_lo */
+  size_t    heap_populated;         /* bytes from heap_lo populated ahead */
   size_t    heap_used;              /* frontier: pages ever handed out */
   struct cgci_span **pagemap;       /* one entry per reserved page */
   uintptr_t meta_lo; size_t meta_reserved, meta_committed, meta_used;
@@ -237,6 +238,7 @@ void cgci_unlock(void);
 /* ---- os/os_linux.c ------------------------------------------------------ */
 void    *cgci_os_reserve(size_t bytes);
 bool     cgci_os_commit(void *p, size_t bytes, bool populate);
+void     cgci_os_populate(void *p, size_t bytes);
 void     cgci_os_nohugepages(void *p, size_t bytes);
 void     cgci_os_release(void *p, size_t bytes);   /* MADV_DONTNEED */
 void     cgci_os_hugepages(void *p, size_t bytes);

@@ -282,6 +282,20 @@ static struct cgci_span *grow_frontier(size_t npages) {
     if (!cgci_os_commit((char *)cgci_g.pagemap + pm_lo, pm_hi - pm_lo, false)) return NULL;
     cgci_g.heap_committed = want;
   }
+  /* Populate fresh pages for small spans ahead, a step at a time: on the
+   * benchmark machine (a virtual machine) a page fault costs 10.5 us per
+   * 4 KiB page and populating it 5.3 us, and a small span is written whole
+   * as soon as it is taken (the allocator's lazy sweep).  Large blocks
+   * fault on touch: a program may never touch all of one.  At most one
+   * step of populated pages waits beyond the frontier. */
+  if (CGCI_POPULATE_STEP != 0 && npages <= CGCI_POPULATE_MAX_PAGES &&
+      end > cgci_g.heap_populated) {
+    size_t from = cgci_g.heap_populated > cgci_g.heap_used ? cgci_g.heap_populated : cgci_g.heap_used;
+    size_t want = (end + CGCI_POPULATE_STEP - 1) & ~(CGCI_POPULATE_STEP - 1);
+    if (want > cgci_g.heap_committed) want = cgci_g.heap_committed;
+    cgci_os_populate((void *)(cgci_g.heap_lo + from), want - from);
+    cgci_g.heap_populated = want;
+  }
   struct cgci_span *r = cgci_span_new();
   r->start = cgci_g.heap_lo + cgci_g.heap_used;
   r->npages = (uint32_t)npages;
@@ -361,6 +375,10 @@ struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zero
   }
   split_front(r, npages);
   *zeroed = (r->flags & CGCI_SF_ZEROED) != 0;
+  /* released pages taken for a small span: populate them in one call
+   * rather than fault them in one by one (see grow_frontier) */
+  if (CGCI_POPULATE_STEP != 0 && (r->flags & CGCI_SF_RELEASED) && npages <= CGCI_POPULATE_MAX_PAGES)
+    cgci_os_populate((void *)r->start, npages << CGCI_PAGE_SHIFT);
   r->flags = 0;
   r->next = r->prev = NULL;
   cgci_g.pages_in_use += npages;
