@@ -19,11 +19,10 @@
 #  define CGCI_META_RESERVE ((size_t)64 << 30)
 #endif
 
-/* Heap memory is committed in steps of this many bytes: fewer mprotect
- * calls versus a little more committed-but-unused address space. */
 /* Fresh pages at the heap frontier taken by spans of at most
  * CGCI_POPULATE_MAX_PAGES are populated ahead, this many bytes per call
- * (pages.c grow_frontier); 0 turns it off.  It is also how much of a large
+ * (grow_frontier in pages.c; released pages taken for such a span are
+ * populated too); 0 turns it off.  It is also how much of a large
  * block placed right after them can be resident before the program
  * touches it (check_mark's sparse_large_block allows 16 pages). */
 #ifndef CGCI_POPULATE_STEP
@@ -32,6 +31,9 @@
 #ifndef CGCI_POPULATE_MAX_PAGES
 #  define CGCI_POPULATE_MAX_PAGES 8
 #endif
+
+/* Heap memory is committed in steps of this many bytes: fewer mprotect
+ * calls versus a little more committed-but-unused address space. */
 #ifndef CGCI_COMMIT_STEP
 #  define CGCI_COMMIT_STEP ((size_t)4 << 20)
 #endif

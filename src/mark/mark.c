@@ -400,7 +400,8 @@ static bool spin_until(bool (*done)(unsigned), unsigned arg, uint64_t ns) {
 
 static bool work_or_end(unsigned arg) {
   (void)arg;
-  return AO_load(&par.nfull) > 0 || AO_load(&par.active) == 0; }
+  return AO_load(&par.nfull) > 0 || AO_load(&par.active) == 0;
+}
 
 /* work -- one marker's part of a parallel phase. */
 static void work(struct marker *m) {
@@ -581,10 +582,11 @@ static void drain_parallel(void) {
 
 /* cgci_mark_alert -- a collection has stopped the world: wake the helpers
  * now, so that they are running, not still waking up, when the roots are
- * scanned and the parallel drain starts.  An alerted helper spins for a
- * bounded time waiting for the phase, then sleeps again. */
+ * scanned and the parallel drain starts (under the same conditions as
+ * cgci_mark_drain's).  An alerted helper spins for a bounded time waiting
+ * for the phase, then sleeps again. */
 void cgci_mark_alert(void) {
-  if (par.nhelpers == 0 || par.disabled || cgci_g.heap_used < par.min_heap) return;
+  if (par.nhelpers == 0 || par.disabled) return;
   pthread_mutex_lock(&par.mu);
   par.alert++;
   pthread_cond_broadcast(&par.start);

@@ -36,15 +36,15 @@ void *cgci_os_reserve(size_t bytes) {
  * committed ahead in CGCI_COMMIT_STEP steps, so they fault in lazily and do
  * not count in the RSS before use).  Kernels before 5.14
  * lack MADV_POPULATE_WRITE; then pages fault in lazily as usual. */
-bool cgci_os_commit(void *p, size_t bytes, bool populate) {
-  if (mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return false;
-  if (populate) (void)madvise(p, bytes, MADV_POPULATE_WRITE);
-  return true;
-}
-
 /* cgci_os_populate -- fault in committed pages now, in one call (a kernel
  * without MADV_POPULATE_WRITE says EINVAL: they fault on touch instead). */
 void cgci_os_populate(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_POPULATE_WRITE); }
+
+bool cgci_os_commit(void *p, size_t bytes, bool populate) {
+  if (mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return false;
+  if (populate) cgci_os_populate(p, bytes);
+  return true;
+}
 
 void cgci_os_hugepages(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_HUGEPAGE); }
 void cgci_os_nohugepages(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_NOHUGEPAGE); }
