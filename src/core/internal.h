@@ -349,6 +349,12 @@ void cgci_roots_init(void);
 void cgci_roots_mark_all(void);           /* world stopped */
 void cgci_roots_snapshot(void);           /* never with the world stopped */
 bool cgci_roots_snapshot_stale(void);
+bool cgci_roots_snapshot_due(void);       /* none since the last collection */
+CGCI_HIDDEN extern AO_t cgci_roots_nsnap; /* snapshots published so far */
+/* collections so far, read without the collector lock */
+static inline uint64_t cgci_collections(void) {
+  return (uint64_t)AO_load((const AO_t *)(const void *)&cgci_g.st.collections);
+}
 void cgci_roots_lock(void);
 void cgci_roots_unlock(void);
 void cgci_roots_atfork_child(void);

@@ -272,8 +272,9 @@ static void *alloc_common(size_t n, int kind, bool may_collect, size_t align, in
   bool zeroed;
   cgci_mark_start_helpers();                  /* no-op unless the heap grew */
   /* a collection is near: enumerate data segments now, without the lock */
-  if (may_collect && cgci_g.gc_percent >= 0 &&
-      cgci_g.alloc_since_gc + (int64_t)(t ? t->alloc_bytes : 0) >= (int64_t)cgci_g.trigger)
+  if (may_collect && cgci_g.gc_percent >= 0 && cgci_g.disabled == 0 &&
+      cgci_g.alloc_since_gc + (int64_t)(t ? t->alloc_bytes : 0) >= (int64_t)cgci_g.trigger &&
+      cgci_roots_snapshot_due())
     cgci_roots_snapshot();
   cgci_lock();
   if (t != NULL) cgci_thread_flush_counters(t);

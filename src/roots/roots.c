@@ -93,6 +93,8 @@ struct snapshot { size_t n, cap, bytes; AO_t gen; struct cgci_root r[]; };
 
 static pthread_mutex_t snap_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct snapshot *snap;        /* published snapshot, meta memory */
+static AO_t snap_cycle;              /* collections + 1 when SNAP was published */
+AO_t cgci_roots_nsnap;               /* snapshots published (tests read it) */
 static AO_t dl_gen;                  /* odd while a dlopen/dlclose runs */
 
 static void snap_add(struct snapshot *sn, uintptr_t lo, uintptr_t hi) {
@@ -193,6 +195,8 @@ void cgci_roots_snapshot(void) {
     pthread_mutex_lock(&snap_mu);
     struct snapshot *old = snap;
     snap = sn;
+    AO_store(&snap_cycle, (AO_t)cgci_collections() + 1);
+    AO_fetch_and_add1(&cgci_roots_nsnap);
     pthread_mutex_unlock(&snap_mu);
     if (old) cgci_meta_free_big(old, old->bytes);
     return;
@@ -205,6 +209,15 @@ bool cgci_roots_snapshot_stale(void) {
   struct snapshot *sn = snap;
   AO_t gen = AO_load_acquire(&dl_gen);
   return sn == NULL || sn->gen != gen || (gen & 1);
+}
+
+/* cgci_roots_snapshot_due -- true unless a snapshot was published since
+ * the last collection and is not stale: the allocation slow path takes one
+ * when a collection is near, and once per collection is enough.  (Without
+ * this, a program past its trigger with collection disabled took one at
+ * every slow-path allocation.) */
+bool cgci_roots_snapshot_due(void) {
+  return AO_load(&snap_cycle) != (AO_t)cgci_collections() + 1 || cgci_roots_snapshot_stale();
 }
 
 typedef void *(*dlopen_fn)(const char *, int);

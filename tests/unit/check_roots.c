@@ -384,6 +384,40 @@ START_TEST(fork_while_snapshot_waits)
 }
 END_TEST
 
+/* ---- snapshots are taken once per collection ------------------------------ */
+
+/* Past the trigger with collection disabled, no collection comes, so the
+ * allocation slow path must not enumerate the data segments again and
+ * again; with collection enabled, once per collection.  (A regression
+ * here costs a dl_iterate_phdr and two meta mappings per span refill.) */
+START_TEST(snapshot_once_per_collection)
+{
+  enum { N = 1 << 18, SZ = 64 };             /* 16 MiB, far past the trigger */
+  cgc_set_gc_percent(100);
+  tsup_collect(1);
+  AO_t before = AO_load(&cgci_roots_nsnap);
+  cgc_disable();
+  for (int i = 0; i < N; i++)
+    ck_assert_ptr_nonnull(cgc_malloc(SZ));
+  AO_t disabled = AO_load(&cgci_roots_nsnap) - before;
+  cgc_enable();
+  ck_assert_msg(disabled <= 1, "%lu snapshots with collection disabled", (unsigned long)disabled);
+
+  cgc_stats_t st0, st1;
+  cgc_get_stats(&st0);
+  before = AO_load(&cgci_roots_nsnap);
+  for (int i = 0; i < 4 * N; i++)
+    ck_assert_ptr_nonnull(cgc_malloc(SZ));
+  cgc_get_stats(&st1);
+  AO_t n = AO_load(&cgci_roots_nsnap) - before;
+  uint64_t gcs = st1.collections - st0.collections;
+  ck_assert_uint_ge(gcs, 2);
+  ck_assert_msg(n >= 1 && n <= gcs + 1, "%lu snapshots for %lu collections", (unsigned long)n,
+                (unsigned long)gcs);
+  cgc_set_gc_percent(-1);
+}
+END_TEST
+
 static Suite *roots_suite(void)
 {
   Suite *s = suite_create("roots");
@@ -399,6 +433,7 @@ static Suite *roots_suite(void)
   tcase_add_test(tc, blocked_in_nanosleep_stack_is_root);
   tcase_add_test(tc, blocked_in_poll_stack_is_root);
   tcase_add_test(tc, fork_while_snapshot_waits);
+  tcase_add_test(tc, snapshot_once_per_collection);
   suite_add_tcase(s, tc);
   return s;
 }
