@@ -63,7 +63,9 @@ struct __attribute__((aligned(128))) marker {
 _Static_assert(CGCI_TEST_MARKERS == MAX_MARKERS, "test counter array");
 #endif
 #define CHUNK 128
+#ifndef PREFETCH_RING
 #define PREFETCH_RING 32          /* a power of two */
+#endif
 #define PAR_MIN_HEAP ((size_t)8 << 20)    /* CGC_PAR_MIN_HEAP overrides */
 /* How long a marker out of work spins before it sleeps, and how long an
  * alerted helper spins waiting for its phase to start.  Waking a sleeping
