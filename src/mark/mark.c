@@ -99,6 +99,10 @@ static struct {
   int nmarkers;                   /* wanted, including the collector */
   size_t min_heap;                /* heap size that starts the helpers */
   int disabled;                   /* during overflow recovery */
+  int spans;                      /* this phase walks spans, not marks */
+  int span_left;                  /* helpers still walking their part */
+  cgci_span_fn span_fn;           /* ... calling this on each span */
+  size_t bounds[MAX_MARKERS + 1]; /* ... marker i: pages [bounds[i], bounds[i+1]) */
 } par = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
           .start = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
@@ -432,6 +436,64 @@ static void work(struct marker *m) {
 
 static bool phase_started(unsigned seen) { return (unsigned)AO_load(&par.phase) != seen; }
 
+/* walk_pages -- FN on every SMALL and LARGE span of the runs that start in
+ * pages [LO, HI); LO is the first page of a run (.inv.runs). */
+static void walk_pages(size_t lo, size_t hi, cgci_span_fn fn) {
+  for (size_t p = lo; p < hi; ) {
+    struct cgci_span *s = cgci_g.pagemap[p];    /* .inv.runs: never NULL */
+    if (s->state != CGCI_SPAN_FREE) fn(s, NULL);
+    p += s->npages;
+  }
+}
+
+/* run_start_from -- the first page at or after P that starts a run (or
+ * END).  Interior pages of a free run map to NULL; of a SMALL or LARGE
+ * span, to a descriptor that starts before them. */
+static size_t run_start_from(size_t p, size_t end) {
+  for (; p < end; p++) {
+    struct cgci_span *s = cgci_g.pagemap[p];
+    if (s != NULL && s->start == cgci_g.heap_lo + (p << CGCI_PAGE_SHIFT)) return p;
+  }
+  return end;
+}
+
+/* cgci_mark_each_span -- FN(S, NULL) on every SMALL and LARGE span, split
+ * between the collecting thread and the helper markers when the heap is at
+ * least eight times the parallel-marking threshold (64 MiB by default):
+ * clearing mark bits and merging the private tables walk every span, about
+ * 10 ms per GiB of small spans on one thread.  FN may write only S's own
+ * fields and must not free or split it.  World stopped, collector lock
+ * held. */
+void cgci_mark_each_span(cgci_span_fn fn) {
+  size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
+  int parts = par.nhelpers + 1;
+  if (par.nhelpers == 0 || par.disabled || cgci_g.heap_used < par.min_heap * 8 ||
+      npages < (size_t)parts * 64) {
+    walk_pages(0, npages, fn);
+    return;
+  }
+  pthread_mutex_lock(&par.mu);
+  par.bounds[0] = 0;
+  for (int i = 1; i < parts; i++)
+    par.bounds[i] = run_start_from(npages / (size_t)parts * (size_t)i, npages);
+  par.bounds[parts] = npages;
+  for (int i = 1; i <= parts; i++)             /* a huge run may swallow a part */
+    if (par.bounds[i] < par.bounds[i - 1]) par.bounds[i] = par.bounds[i - 1];
+  par.spans = 1;
+  par.span_fn = fn;
+  par.span_left = par.nhelpers;
+  AO_store(&par.phase, AO_load(&par.phase) + 1);
+  pthread_cond_broadcast(&par.start);
+  pthread_mutex_unlock(&par.mu);
+  walk_pages(par.bounds[0], par.bounds[1], fn);
+  /* PARKED cannot tell: a helper that has not woken yet is still parked
+   * from the phase before */
+  pthread_mutex_lock(&par.mu);
+  while (par.span_left > 0) pthread_cond_wait(&par.done, &par.mu);
+  par.spans = 0;
+  pthread_mutex_unlock(&par.mu);
+}
+
 static void *helper_main(void *arg) {
   struct marker *m = arg;
   unsigned seen = 0;
@@ -457,7 +519,22 @@ static void *helper_main(void *arg) {
     }
     par.parked--;
     seen = (unsigned)AO_load(&par.phase);
+    bool spans = par.spans;
     pthread_mutex_unlock(&par.mu);
+    if (spans) {
+      int i = (int)(m - markers);
+      walk_pages(par.bounds[i], par.bounds[i + 1], par.span_fn);
+      pthread_mutex_lock(&par.mu);
+      par.span_left--;
+      pthread_cond_broadcast(&par.done);
+      pthread_mutex_unlock(&par.mu);
+      /* a span walk opens a collection (clearing marks) or ends its
+       * marking (merging): another phase follows shortly, so wait for it
+       * awake, as when alerted */
+      (void)spin_until(phase_started, seen, SPIN_START_NS);
+      pthread_mutex_lock(&par.mu);
+      continue;                                 /* park, or take that phase */
+    }
     work(m);
     pthread_mutex_lock(&par.mu);
   }
@@ -544,22 +621,22 @@ void cgci_mark_start_helpers(void) {
 
 /* merge_private -- .par.priv: OR every marker's table into the shared
  * mark words and clear it.  Every helper is parked. */
-static void merge_private(void) {
+static void merge_span(struct cgci_span *s, void *ctx) {
+  (void)ctx;
   /* entries exist only at the first page of a SMALL or LARGE span
-   * (priv_word): walk the spans, so free runs cost one step each */
-  size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
-  for (size_t pg = 0; pg < npages; ) {
-    struct cgci_span *s = cgci_g.pagemap[pg];    /* .inv.runs: never NULL */
-    if (s->state != CGCI_SPAN_FREE)
-      for (int i = 0; i <= par.nhelpers; i++) {
-        uint64_t *t = markers[i].priv + pg * CGCI_MARK_WORDS, any = 0;
-        for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= t[k];
-        if (any == 0) continue;
-        for (int k = 0; k < CGCI_MARK_WORDS; k++) { s->mark[k] |= t[k]; t[k] = 0; }
-      }
-    pg += s->npages;
+   * (priv_word) */
+  size_t pg = (s->start - cgci_g.heap_lo) >> CGCI_PAGE_SHIFT;
+  for (int i = 0; i <= par.nhelpers; i++) {
+    uint64_t *t = markers[i].priv + pg * CGCI_MARK_WORDS, any = 0;
+    for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= t[k];
+    if (any == 0) continue;
+    for (int k = 0; k < CGCI_MARK_WORDS; k++) { s->mark[k] |= t[k]; t[k] = 0; }
   }
 }
+
+/* (split between the markers on a big heap: each span is merged by one
+ * thread, which alone writes its words and its entries in every table) */
+static void merge_private(void) { cgci_mark_each_span(merge_span); }
 
 /* drain_parallel -- marker 0 has the roots' work; share it with helpers. */
 static void drain_parallel(void) {
@@ -655,6 +732,7 @@ void cgci_mark_atfork_child(void) {
                  c3 = PTHREAD_COND_INITIALIZER;
   par.mu = m; par.work = c1; par.start = c2; par.done = c3;
   par.nhelpers = 0; par.parked = 0; AO_store(&par.active, 0); par.waiting = 0;
+  par.spans = 0; par.span_left = 0;
   par.full = NULL; AO_store(&par.nfull, 0);
   /* leave started set: a child does not start markers of its own */
 }

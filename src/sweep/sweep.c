@@ -45,7 +45,7 @@ static void clear_span(struct cgci_span *s, void *ctx) {
   memset(s->mark, 0, sizeof s->mark);
 }
 
-void cgci_sweep_clear_marks(void) { cgci_each_span(clear_span, NULL); }
+void cgci_sweep_clear_marks(void) { cgci_mark_each_span(clear_span); }
 
 struct sweep_ctx { size_t live_bytes, live_objs, freed_bytes, freed_objs; };
 
