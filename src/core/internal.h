@@ -343,6 +343,7 @@ void cgci_sweep_clear_marks(void);
 void cgci_sweep(void);
 typedef void (*cgci_span_fn)(struct cgci_span *s, void *ctx);
 void cgci_each_span(cgci_span_fn fn, void *ctx);
+void cgci_each_span_in(size_t first_page, size_t end_page, cgci_span_fn fn, void *ctx);
 void cgci_mark_each_span(cgci_span_fn fn);   /* split with the helpers (mark.c) */
 
 /* ---- roots/roots.c ------------------------------------------------------ */

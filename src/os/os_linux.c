@@ -30,16 +30,16 @@ void *cgci_os_reserve(size_t bytes) {
 #  define MADV_POPULATE_WRITE 23
 #endif
 
+/* cgci_os_populate -- fault in committed pages now, in one call (a kernel
+ * without MADV_POPULATE_WRITE says EINVAL: they fault on touch instead). */
+void cgci_os_populate(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_POPULATE_WRITE); }
+
 /* cgci_os_commit -- make [P, P+BYTES) usable and fault it in now with one
  * system call: on virtual machines a page fault costs microseconds, and
  * metadata is committed only when it is about to be used (heap pages are
  * committed ahead in CGCI_COMMIT_STEP steps, so they fault in lazily and do
  * not count in the RSS before use).  Kernels before 5.14
  * lack MADV_POPULATE_WRITE; then pages fault in lazily as usual. */
-/* cgci_os_populate -- fault in committed pages now, in one call (a kernel
- * without MADV_POPULATE_WRITE says EINVAL: they fault on touch instead). */
-void cgci_os_populate(void *p, size_t bytes) { (void)madvise(p, bytes, MADV_POPULATE_WRITE); }
-
 bool cgci_os_commit(void *p, size_t bytes, bool populate) {
   if (mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return false;
   if (populate) cgci_os_populate(p, bytes);

@@ -19,12 +19,11 @@
 #include "core/internal.h"
 #include <string.h>
 
-/* cgci_each_span -- call FN on every SMALL and LARGE span, in address
- * order.  FN may free the span it is given. */
-void cgci_each_span(cgci_span_fn fn, void *ctx) {
-  size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
-  size_t p = 0;
-  while (p < npages) {
+/* cgci_each_span_in -- call FN on every SMALL and LARGE span of the runs
+ * that start in pages [P, END), in address order; P is the first page of a
+ * run (.inv.runs).  FN may free the span it is given. */
+void cgci_each_span_in(size_t p, size_t end, cgci_span_fn fn, void *ctx) {
+  while (p < end) {
     struct cgci_span *s = cgci_g.pagemap[p];
     cgc_assert(s != NULL);                       /* .inv.runs */
     size_t n = s->npages;
@@ -37,6 +36,10 @@ void cgci_each_span(cgci_span_fn fn, void *ctx) {
     }
     p += n;
   }
+}
+
+void cgci_each_span(cgci_span_fn fn, void *ctx) {
+  cgci_each_span_in(0, cgci_g.heap_used >> CGCI_PAGE_SHIFT, fn, ctx);
 }
 
 static void clear_span(struct cgci_span *s, void *ctx) {
