@@ -103,7 +103,9 @@ struct __attribute__((aligned(64))) cgci_span {
   struct cgci_span *next, *prev; /* partial list or free-run bucket */
   uint64_t  free_gc;             /* free run: collection it became free */
   struct cgci_span *rel_next;    /* release candidates (pages.c) */
+  struct cgci_span *uc_next, *uc_prev; /* UNCOLL spans: cgci_g.uncoll */
 };
+_Static_assert(sizeof(struct cgci_span) <= 128, "a span descriptor is two cache lines");
 
 /* Thread records, one per registered thread, in meta memory. */
 enum { CGCI_TS_RUNNING = 0, CGCI_TS_BLOCKED = 1 };
@@ -209,6 +211,8 @@ struct cgci_globals {
   /* configuration */
   cgc_config_t cfg;
   int       trace;                  /* CGC_TRACE */
+  struct cgci_span *uncoll;         /* SMALL and LARGE spans of UNCOLL kind, */
+  size_t    uncoll_spans;           /* ... and how many (roots.c) */
   uint64_t  trace_fin_run, trace_cln_run; /* callbacks run at the last trace */
   int       show_stats;             /* CGC_SHOW_STATS */
   uint64_t  t_start_ns;
@@ -264,6 +268,7 @@ size_t   cgci_parse_size(const char *s);          /* init.c */
 void  cgci_heap_init(void);
 struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zeroed);
 void  cgci_pages_free(struct cgci_span *s);
+void  cgci_uncoll_link(struct cgci_span *s);
 void  cgci_pages_release_old(size_t keep_bytes); /* return idle runs to the OS */
 void *cgci_meta_alloc(size_t bytes);          /* zeroed, never freed */
 void *cgci_meta_alloc_aligned(size_t bytes, size_t align);
@@ -336,6 +341,7 @@ void   cgci_mark_helper_tls(void (*scan)(uintptr_t lo, uintptr_t hi));
 #ifdef CGCI_TEST_LOST_MARKS
 #define CGCI_TEST_MARKERS 8
 extern AO_t cgci_test_lost_marks[CGCI_TEST_MARKERS]; /* mark.c fault injection, by marker */
+extern AO_t cgci_test_helper_delay_ns;              /* mark.c: helpers wake this late */
 #endif
 
 /* ---- sweep/sweep.c ------------------------------------------------------ */

@@ -122,6 +122,7 @@ static struct cgci_span *new_small_span(int kind, unsigned sc, bool *zeroed) {
   if (s == NULL) return NULL;
   s->state = CGCI_SPAN_SMALL;
   s->kind = (uint8_t)kind;
+  if (kind == CGCI_KIND_UNCOLL) cgci_uncoll_link(s);
   s->sc = (uint8_t)sc;
   s->slot = cgci_g.class_size[sc];
   s->nobj = (uint32_t)((s->npages << CGCI_PAGE_SHIFT) / s->slot);
@@ -220,6 +221,7 @@ static void *alloc_large(size_t n, int kind, size_t align, bool *zeroed) {
   if (s == NULL) return NULL;
   s->state = CGCI_SPAN_LARGE;
   s->kind = (uint8_t)kind;
+  if (kind == CGCI_KIND_UNCOLL) cgci_uncoll_link(s);
   s->slot = 0;
   s->nobj = 1;
   s->large_bytes = npages << CGCI_PAGE_SHIFT;

@@ -385,10 +385,28 @@ struct cgci_span *cgci_pages_alloc(size_t npages, size_t align_pages, bool *zero
   return r;
 }
 
+/* cgci_uncoll_link -- S has just become a SMALL or LARGE span of UNCOLL
+ * kind: its blocks are roots, found through this list (roots.c) rather
+ * than a walk of every span.  cgci_pages_free unlinks it. */
+void cgci_uncoll_link(struct cgci_span *s) {
+  s->uc_prev = NULL;
+  s->uc_next = cgci_g.uncoll;
+  if (s->uc_next) s->uc_next->uc_prev = s;
+  cgci_g.uncoll = s;
+  cgci_g.uncoll_spans++;
+}
+
 /* cgci_pages_free -- S's pages become a free run, merged with free
  * neighbours of the same residency (.inv.freeflags). */
 void cgci_pages_free(struct cgci_span *s) {
   size_t p = page_no(s->start), n = s->npages;
+  if (s->state != CGCI_SPAN_FREE && s->kind == CGCI_KIND_UNCOLL) {
+    cgc_assert(cgci_g.uncoll_spans > 0);
+    if (s->uc_prev) s->uc_prev->uc_next = s->uc_next; else cgci_g.uncoll = s->uc_next;
+    if (s->uc_next) s->uc_next->uc_prev = s->uc_prev;
+    s->uc_next = s->uc_prev = NULL;
+    cgci_g.uncoll_spans--;
+  }
   cgci_g.pages_in_use -= n;
   for (size_t i = 0; i < n; i++) cgci_g.pagemap[p + i] = NULL;
   s->state = CGCI_SPAN_FREE;

@@ -44,6 +44,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Each marker on cache lines of its own: top and bytes change at every
@@ -79,6 +80,7 @@ static struct marker markers[MAX_MARKERS];   /* [0]: the collecting thread */
 
 #ifdef CGCI_TEST_LOST_MARKS
 AO_t cgci_test_lost_marks[CGCI_TEST_MARKERS];  /* shared stores dropped, by marker */
+AO_t cgci_test_helper_delay_ns;                /* a woken helper sleeps this long */
 #endif
 
 static struct {
@@ -98,9 +100,10 @@ static struct {
   size_t min_heap;                /* heap size that starts the helpers */
   int disabled;                   /* during overflow recovery */
   int spans;                      /* this phase walks spans, not marks */
-  int span_left;                  /* helpers still walking their part */
+  AO_t span_claim;                /* ... (parts << 32) | next part to claim */
+  AO_t span_done;                 /* ... parts walked */
   cgci_span_fn span_fn;           /* ... calling this on each span */
-  size_t bounds[MAX_MARKERS + 1]; /* ... marker i: pages [bounds[i], bounds[i+1]) */
+  size_t span_pages;              /* ... of pages [0, span_pages) */
 } par = { .mu = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER,
           .start = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
@@ -445,41 +448,74 @@ static size_t run_start_from(size_t p, size_t end) {
   return end;
 }
 
-/* cgci_mark_each_span -- FN(S, NULL) on every SMALL and LARGE span, split
- * between the collecting thread and the helper markers when the heap is at
- * least eight times the parallel-marking threshold (64 MiB by default):
- * clearing mark bits and merging the private tables each walk every span,
- * 5-6 ms apiece on one thread for the 1 GiB tree heap of bench/pauses.
- * FN may write only S's own fields and must not free or split it.  World stopped, collector lock
- * held. */
+/* span_parts -- claim parts of the current span walk and walk them until
+ * none is left.  The walk is cut into SPAN_PARTS_PER_MARKER parts per
+ * marker, claimed one at a time, so that a marker that starts late (a
+ * helper whose processor was idle takes milliseconds to wake in a virtual
+ * machine) or is descheduled midway leaves its share to the others
+ * instead of holding up the pause.  Part K is the runs that start in
+ * pages [start(K * size), start((K + 1) * size)), start() being the
+ * first run start at or after a page: the parts cover every run once.
+ * The fields are read only after a successful claim: a claimed part keeps
+ * its walk from ending, so they are that walk's. */
+#define SPAN_PARTS_PER_MARKER 16
+static void span_parts(void) {
+  for (;;) {
+    AO_t v = AO_load(&par.span_claim);
+    unsigned parts = (unsigned)(v >> 32), k = (unsigned)v;
+    if (k >= parts) return;
+    if (!AO_compare_and_swap_full(&par.span_claim, v, v + 1)) continue;
+    size_t npages = par.span_pages, size = (npages + parts - 1) / parts;
+    size_t lo = run_start_from((size_t)k * size < npages ? (size_t)k * size : npages, npages);
+    size_t hi = k + 1 == parts ? npages
+                               : run_start_from((size_t)(k + 1) * size < npages ? (size_t)(k + 1) * size
+                                                                                : npages, npages);
+    cgci_each_span_in(lo, hi, par.span_fn, NULL);
+    if ((unsigned)AO_fetch_and_add1_full(&par.span_done) + 1 == parts) {
+      pthread_mutex_lock(&par.mu);
+      pthread_cond_broadcast(&par.done);
+      pthread_mutex_unlock(&par.mu);
+    }
+  }
+}
+
+static bool span_walk_over(unsigned parts) { return (unsigned)AO_load(&par.span_done) >= parts; }
+
+/* cgci_mark_each_span -- FN(S, NULL) on every SMALL and LARGE span, shared
+ * between the collecting thread and the helper markers (span_parts) when
+ * the heap is at least eight times the parallel-marking threshold (64 MiB
+ * by default): clearing mark bits and merging the private tables each
+ * walk every span, 5-6 ms apiece on one thread for the 1 GiB tree heap of
+ * bench/pauses.  FN may write only S's own fields and must not free or
+ * split it.  World stopped, collector lock held. */
 void cgci_mark_each_span(cgci_span_fn fn) {
   size_t npages = cgci_g.heap_used >> CGCI_PAGE_SHIFT;
-  int parts = par.nhelpers + 1;
+  unsigned parts = (unsigned)(par.nhelpers + 1) * SPAN_PARTS_PER_MARKER;
   if (par.nhelpers == 0 || par.disabled || cgci_g.heap_used < par.min_heap * 8 ||
-      npages < (size_t)parts * 64) {
+      npages < (size_t)parts * 16) {
     cgci_each_span_in(0, npages, fn, NULL);
     return;
   }
   pthread_mutex_lock(&par.mu);
-  par.bounds[0] = 0;
-  for (int i = 1; i < parts; i++)
-    par.bounds[i] = run_start_from(npages / (size_t)parts * (size_t)i, npages);
-  par.bounds[parts] = npages;
-  for (int i = 1; i <= parts; i++)             /* a huge run may swallow a part */
-    if (par.bounds[i] < par.bounds[i - 1]) par.bounds[i] = par.bounds[i - 1];
   par.spans = 1;
   par.span_fn = fn;
-  par.span_left = par.nhelpers;
+  par.span_pages = npages;
+  AO_store(&par.span_done, 0);
+  AO_store_release(&par.span_claim, (AO_t)parts << 32);
   AO_store(&par.phase, AO_load(&par.phase) + 1);
   pthread_cond_broadcast(&par.start);
   pthread_mutex_unlock(&par.mu);
-  cgci_each_span_in(par.bounds[0], par.bounds[1], fn, NULL);
-  /* PARKED cannot tell: a helper that has not woken yet is still parked
-   * from the phase before */
-  pthread_mutex_lock(&par.mu);
-  while (par.span_left > 0) pthread_cond_wait(&par.done, &par.mu);
-  par.spans = 0;
-  pthread_mutex_unlock(&par.mu);
+  span_parts();
+  /* every part is claimed; wait for those a helper is still walking */
+  if (!spin_until(span_walk_over, parts, SPIN_WORK_NS)) {
+    pthread_mutex_lock(&par.mu);
+    while (!span_walk_over(parts)) pthread_cond_wait(&par.done, &par.mu);
+    pthread_mutex_unlock(&par.mu);
+  }
+  /* PAR.spans stays set until the next phase begins: a helper that wakes
+   * only now must see this phase as a span walk (and find nothing left),
+   * not as marking */
+  AO_store(&par.span_claim, 0);
 }
 
 static void *helper_main(void *arg) {
@@ -505,17 +541,22 @@ static void *helper_main(void *arg) {
       (void)spin_until(phase_started, seen, SPIN_START_NS);
       pthread_mutex_lock(&par.mu);
     }
+#ifdef CGCI_TEST_LOST_MARKS
+    /* for the unit tests (check_parmark): a helper that wakes late, as one
+     * on an idle virtual processor does; it finds the phase over */
+    if (AO_load(&cgci_test_helper_delay_ns) != 0) {
+      struct timespec ts = {0, (long)AO_load(&cgci_test_helper_delay_ns)};
+      pthread_mutex_unlock(&par.mu);
+      nanosleep(&ts, NULL);
+      pthread_mutex_lock(&par.mu);
+    }
+#endif
     par.parked--;
     seen = (unsigned)AO_load(&par.phase);
     bool spans = par.spans;
     pthread_mutex_unlock(&par.mu);
     if (spans) {
-      int i = (int)(m - markers);
-      cgci_each_span_in(par.bounds[i], par.bounds[i + 1], par.span_fn, NULL);
-      pthread_mutex_lock(&par.mu);
-      par.span_left--;
-      pthread_cond_broadcast(&par.done);
-      pthread_mutex_unlock(&par.mu);
+      span_parts();             /* nothing left if this helper woke late */
       /* a span walk opens a collection (clearing marks) or ends its
        * marking (merging): another phase follows shortly, so wait for it
        * awake, as when alerted */
@@ -542,7 +583,7 @@ static bool priv_init(struct marker *m) {
   void *p = cgci_os_reserve(priv_bytes());
   if (p == NULL) return false;
   /* a huge page would back 2 MiB of table, that is 256 MiB of heap */
-  cgci_os_nohugepages(p, priv_bytes());
+  cgci_os_hugepages(p, priv_bytes());
   m->priv = p;
   return true;
 }
@@ -629,6 +670,7 @@ static void merge_private(void) { cgci_mark_each_span(merge_span); }
 /* drain_parallel -- marker 0 has the roots' work; share it with helpers. */
 static void drain_parallel(void) {
   pthread_mutex_lock(&par.mu);
+  par.spans = 0;
   AO_store(&par.active, (AO_t)par.nhelpers + 1);
   AO_store(&par.phase, AO_load(&par.phase) + 1);
   pthread_cond_broadcast(&par.start);
@@ -720,7 +762,7 @@ void cgci_mark_atfork_child(void) {
                  c3 = PTHREAD_COND_INITIALIZER;
   par.mu = m; par.work = c1; par.start = c2; par.done = c3;
   par.nhelpers = 0; par.parked = 0; AO_store(&par.active, 0); par.waiting = 0;
-  par.spans = 0; par.span_left = 0;
+  par.spans = 0; AO_store(&par.span_claim, 0);
   par.full = NULL; AO_store(&par.nfull, 0);
   /* leave started set: a child does not start markers of its own */
 }

@@ -416,15 +416,18 @@ END_TEST
 
 /* ---- uncollectable blocks are roots ------------------------------------- */
 
-static void uncoll_case(size_t size, int tiny)
+/* An uncollectable block of SIZE keeps its referent alive, and the
+ * referent goes once the block is freed.  The root scan walks the spans
+ * only while an UNCOLL span exists (cgci_g.uncoll_spans): the count must
+ * follow a large block's span exactly. */
+static void uncoll_body(size_t size)
 {
   void *u;
+  size_t n0 = cgci_g.uncoll_spans;
 
-  if (tiny)
-    init_tiny_stack();
-  else
-    tsup_init(-1, 1, 0);
   u = cgc_malloc_uncollectable(size);
+  if (size > 4096)
+    ck_assert_uint_eq(cgci_g.uncoll_spans, n0 + 1);
   ck_assert_ptr_nonnull(u);
   holder.hid = tsup_hide(u);     /* no pointer to U anywhere */
   holder.size = size;
@@ -437,8 +440,19 @@ static void uncoll_case(size_t size, int tiny)
   ck_assert_ptr_eq(cgc_base(tsup_unhide(holder.hid)), tsup_unhide(holder.hid));
   ck_assert_uint_ge(cgc_usable_size(tsup_unhide(holder.hid)), size);
   ck_assert_int_eq(cgc_free(tsup_unhide(holder.hid)), CGC_OK);
+  if (size > 4096)
+    ck_assert_uint_eq(cgci_g.uncoll_spans, n0);
   tsup_collect(2);
   ck_assert_int_eq(target.freed, 1);
+}
+
+static void uncoll_case(size_t size, int tiny)
+{
+  if (tiny)
+    init_tiny_stack();
+  else
+    tsup_init(-1, 1, 0);
+  uncoll_body(size);
 }
 
 START_TEST(uncollectable_small_is_root) { uncoll_case(64, 0); }
@@ -449,6 +463,15 @@ START_TEST(uncollectable_root_tiny_stack) { uncoll_case(4000, 1); }
 END_TEST
 /* big enough to be scanned over its touched pages only */
 START_TEST(uncollectable_sparse_is_root) { uncoll_case((size_t)1 << 20, 0); }
+END_TEST
+/* the last UNCOLL span freed, then a new one: still a root */
+START_TEST(uncollectable_again_after_last_freed)
+{
+  tsup_init(-1, 1, 0);
+  uncoll_body(20000);
+  uncoll_body(20000);
+  uncoll_body(64);
+}
 END_TEST
 
 static Suite *mark_suite(void)
@@ -471,6 +494,7 @@ static Suite *mark_suite(void)
   tcase_add_test(tk, uncollectable_large_is_root);
   tcase_add_test(tk, uncollectable_root_tiny_stack);
   tcase_add_test(tk, uncollectable_sparse_is_root);
+  tcase_add_test(tk, uncollectable_again_after_last_freed);
   suite_add_tcase(s, tk);
   return s;
 }

@@ -216,6 +216,39 @@ START_TEST(tables_cleared_after_merge)
 }
 END_TEST
 
+/* A helper that wakes only after the collector has walked every span
+ * alone (clearing marks, merging the tables) finds that walk over, and
+ * must take it as one, not as a marking phase: it would then count
+ * itself out of marking it never joined, and the next parallel phase
+ * would wait forever (the tcase timeout fails the test).  Marking and
+ * reclaiming must be exact all the same. */
+START_TEST(late_helper)
+{
+  cgc_stats_t s0, s1;
+
+  init_parallel();
+  AO_store(&cgci_test_helper_delay_ns, 3 * 1000 * 1000);
+  build_all();
+  for (int round = 0; round < 6; round++) {
+    AO_t lost0 = lost_total();
+
+    tsup_collect(1);
+    ck_assert_msg(lost_total() > lost0, "round %d: no parallel phase", round);
+    check_all();
+    churn();
+    check_all();
+  }
+  cgc_get_stats(&s0);
+  g_list[0] = g_list[1] = NULL;
+  tsup_scrub();
+  tsup_collect(2);
+  ck_assert_int_eq(check_tree(g_tree), (1L << DEPTH) - 1);
+  cgc_get_stats(&s1);
+  ck_assert_uint_ge(s1.objects_freed - s0.objects_freed, (uint64_t)(2 * LIST_LEN * 99 / 100));
+  AO_store(&cgci_test_helper_delay_ns, 0);
+}
+END_TEST
+
 static Suite *parmark_suite(void)
 {
   Suite *s = suite_create("parmark");
@@ -224,6 +257,7 @@ static Suite *parmark_suite(void)
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, lost_stores_are_repaired);
   tcase_add_test(tc, tables_cleared_after_merge);
+  tcase_add_test(tc, late_helper);
   suite_add_tcase(s, tc);
   return s;
 }
