@@ -131,6 +131,7 @@ static void do_collect(struct cycle *c) {
   cgci_g.st.bytes_marked_total += cgci_g.bytes_marked;
 
   cgci_os_pagemap_end();
+  cgci_mark_quiesce();
   cgci_start_world();
   c->t_end = cgci_os_now_ns();
 }

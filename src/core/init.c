@@ -15,7 +15,7 @@
 #include <sched.h>
 
 struct cgci_globals cgci_g = {
-  .lock = PTHREAD_MUTEX_INITIALIZER,
+  .lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
   .blocked_mu = PTHREAD_MUTEX_INITIALIZER,
   .blocked_cv = PTHREAD_COND_INITIALIZER,
   .cfg = CGC_CONFIG_DEFAULT,
@@ -142,7 +142,7 @@ static void atfork_parent(void) {
  * again on demand. */
 static void atfork_child(void) {
   if (!cgci_ready()) return;
-  pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_t fresh = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
   cgci_g.lock = fresh;
   cgci_meta_atfork_child();
   cgci_mark_atfork_child();

@@ -330,6 +330,7 @@ void cgci_mark_word(uintptr_t w);
 void cgci_mark_range(uintptr_t lo, uintptr_t hi);       /* scan now */
 void cgci_mark_push(uintptr_t lo, uintptr_t hi);        /* scan later */
 void cgci_mark_alert(void);
+void cgci_mark_quiesce(void);
 void cgci_mark_drain(void);
 void cgci_mark_recover_overflow(bool with_finalizable);
 bool cgci_is_marked(uintptr_t base);

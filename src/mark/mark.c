@@ -95,6 +95,7 @@ static struct {
   int parked;                     /* helpers parked between phases */
   AO_t phase;                     /* incremented per parallel phase */
   unsigned alert;                 /* incremented by cgci_mark_alert */
+  AO_t pausing;                   /* between cgci_mark_alert and cgci_mark_quiesce */
   int nhelpers;                   /* started helper threads */
   int nmarkers;                   /* wanted, including the collector */
   size_t min_heap;                /* heap size that starts the helpers */
@@ -435,7 +436,13 @@ static void work(struct marker *m) {
   }
 }
 
-static bool phase_started(unsigned seen) { return (unsigned)AO_load(&par.phase) != seen; }
+/* phase_started -- a phase after SEEN has begun, or the collection is
+ * over: a helper spinning in wait for the next phase must not go on
+ * spinning into the program's time once the world is restarted (with
+ * as many busy mutator threads as processors, that time is theirs). */
+static bool phase_started(unsigned seen) {
+  return (unsigned)AO_load(&par.phase) != seen || AO_load(&par.pausing) == 0;
+}
 
 /* run_start_from -- the first page at or after P that starts a run (or
  * END).  Interior pages of a free run map to NULL; of a SMALL or LARGE
@@ -696,11 +703,16 @@ static void drain_parallel(void) {
  * for the phase, then sleeps again. */
 void cgci_mark_alert(void) {
   if (par.nhelpers == 0 || par.disabled) return;
+  AO_store(&par.pausing, 1);
   pthread_mutex_lock(&par.mu);
   par.alert++;
   pthread_cond_broadcast(&par.start);
   pthread_mutex_unlock(&par.mu);
 }
+
+/* cgci_mark_quiesce -- the collection is about to restart the world:
+ * helpers still spinning for a phase stop and sleep. */
+void cgci_mark_quiesce(void) { AO_store(&par.pausing, 0); }
 
 void cgci_mark_drain(void) {
   struct marker *m = &markers[0];
