@@ -473,10 +473,9 @@ static void span_parts(void) {
     if (k >= parts) return;
     if (!AO_compare_and_swap_full(&par.span_claim, v, v + 1)) continue;
     size_t npages = par.span_pages, size = (npages + parts - 1) / parts;
-    size_t lo = run_start_from((size_t)k * size < npages ? (size_t)k * size : npages, npages);
-    size_t hi = k + 1 == parts ? npages
-                               : run_start_from((size_t)(k + 1) * size < npages ? (size_t)(k + 1) * size
-                                                                                : npages, npages);
+    size_t lo = (size_t)k * size, hi = lo + size;     /* hi >= npages for the last part */
+    lo = lo < npages ? run_start_from(lo, npages) : npages;
+    hi = hi < npages ? run_start_from(hi, npages) : npages;
     cgci_each_span_in(lo, hi, par.span_fn, NULL);
     if ((unsigned)AO_fetch_and_add1_full(&par.span_done) + 1 == parts) {
       pthread_mutex_lock(&par.mu);
