@@ -211,8 +211,7 @@ struct cgci_globals {
   /* configuration */
   cgc_config_t cfg;
   int       trace;                  /* CGC_TRACE */
-  struct cgci_span *uncoll;         /* SMALL and LARGE spans of UNCOLL kind, */
-  size_t    uncoll_spans;           /* ... and how many (roots.c) */
+  struct cgci_span *uncoll;         /* SMALL and LARGE spans of UNCOLL kind (roots.c) */
   uint64_t  trace_fin_run, trace_cln_run; /* callbacks run at the last trace */
   int       show_stats;             /* CGC_SHOW_STATS */
   uint64_t  t_start_ns;

@@ -393,7 +393,6 @@ void cgci_uncoll_link(struct cgci_span *s) {
   s->uc_next = cgci_g.uncoll;
   if (s->uc_next) s->uc_next->uc_prev = s;
   cgci_g.uncoll = s;
-  cgci_g.uncoll_spans++;
 }
 
 /* cgci_pages_free -- S's pages become a free run, merged with free
@@ -401,11 +400,10 @@ void cgci_uncoll_link(struct cgci_span *s) {
 void cgci_pages_free(struct cgci_span *s) {
   size_t p = page_no(s->start), n = s->npages;
   if (s->state != CGCI_SPAN_FREE && s->kind == CGCI_KIND_UNCOLL) {
-    cgc_assert(cgci_g.uncoll_spans > 0);
+    cgc_assert(s->uc_prev != NULL || cgci_g.uncoll == s);     /* listed */
     if (s->uc_prev) s->uc_prev->uc_next = s->uc_next; else cgci_g.uncoll = s->uc_next;
     if (s->uc_next) s->uc_next->uc_prev = s->uc_prev;
     s->uc_next = s->uc_prev = NULL;
-    cgci_g.uncoll_spans--;
   }
   cgci_g.pages_in_use -= n;
   for (size_t i = 0; i < n; i++) cgci_g.pagemap[p + i] = NULL;
