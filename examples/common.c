@@ -116,13 +116,16 @@ static EX_NOINLINE void gc_below_pad(void)
 
 /* ex_gc_quiet -- collect from below a zeroed pad.  The scrub only clears
  * stack *below* its caller; unused slots of the frames just above it (the
- * padding of this very function, say) can still hold a copy of a pointer
+ * alignment slot of gc_below_pad, say) can still hold a copy of a pointer
  * left by an earlier, deeper call such as the one that made the doomed
- * object.  Collecting from under a freshly zeroed kilobyte keeps those
- * slots out of the live part of the stack. */
+ * object.  Collecting from under a freshly zeroed pad deeper than those
+ * calls went keeps such slots out of the live part of the stack.  One
+ * kilobyte was not enough: cgc_add_cleanup's calls reach further below
+ * the caller's frame, and with some stack alignments (the start of the
+ * stack is randomized) a slot of gc_below_pad kept ex04's cycle alive. */
 EX_NOINLINE void ex_gc_quiet(void)
 {
-  volatile char pad[1024];
+  volatile char pad[16384];
   memset((char *)pad, 0, sizeof pad);
   gc_below_pad();
   __asm__ __volatile__("" : : "r"(pad) : "memory");
