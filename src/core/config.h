@@ -45,6 +45,13 @@
 #  define CGCI_SMALL_MAX 8192
 #endif
 
+/* Pages a small span is given when its class allows (pages.c,
+ * cgci_sizeclass_init): 16 KiB, so that the classes up to 64 bytes get 256
+ * slots per span. */
+#ifndef CGCI_SPAN_PAGES
+#  define CGCI_SPAN_PAGES 4
+#endif
+
 /* Free runs are kept in exact-size buckets up to this many pages and in one
  * address-ordered list above it. */
 #ifndef CGCI_FREE_BUCKETS

@@ -110,6 +110,15 @@ START_TEST(span_geometry)
      * than a quarter */
     ck_assert_msg((bytes % slot) * 4 <= bytes, "class %u (%u): tail %zu of %zu",
                   c, slot, bytes % slot, bytes);
+    /* the biggest span up to CGCI_SPAN_PAGES that keeps the goal: no
+     * bigger one within the limit would do */
+    for (uint32_t more = np + 1; more <= CGCI_SPAN_PAGES; more++) {
+      size_t b = (size_t)more * CGCI_PAGE_SIZE;
+      ck_assert_msg(b / slot > CGCI_MAX_OBJS || (b % slot) * 16 > b,
+                    "class %u (%u): %u pages, but %u would do", c, slot, np, more);
+    }
+    /* so the classes up to 64 bytes fill their 256 slots */
+    if (slot <= 64) ck_assert_uint_eq(bytes / slot, CGCI_MAX_OBJS);
   }
 }
 END_TEST
