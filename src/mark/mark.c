@@ -297,10 +297,6 @@ static CGCI_NOINLINE void share(struct marker *m) {
  * stack's entries from M's fields).  Every slow path (a full stack, a
  * large block, handing work over) writes TOP back to M first and reloads
  * all three after. */
-#define STATE_KIND(state, kind) ((uint16_t)((state) | (kind) << 8))
-_Static_assert(offsetof(struct cgci_span, kind) == offsetof(struct cgci_span, state) + 1,
-               "drain_local loads state and kind as one little-endian word");
-
 static inline __attribute__((always_inline)) void drain_local(struct marker *m, const bool par_) {
   const uintptr_t heap_lo = cgci_g.heap_lo;
   const size_t heap_used = cgci_g.heap_used;
@@ -340,17 +336,14 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
       if (off >= heap_used) continue;
       struct cgci_span *s = pagemap[off >> CGCI_PAGE_SHIFT];
       if (s == NULL) continue;
-      /* state and kind in one load: a small span of scanned objects
-       * (nearly every candidate that is a pointer) takes one compare */
-      uint16_t state_kind;
-      memcpy(&state_kind, &s->state, sizeof state_kind);
-      if (CGCI_LIKELY(state_kind == STATE_KIND(CGCI_SPAN_SMALL, CGCI_KIND_NORMAL))) {
+      if (CGCI_LIKELY(s->state == CGCI_SPAN_SMALL)) {
         uint32_t idx = cgci_slot_index(s, w);
-        if (idx >= s->nobj) continue;
+        if (idx >= s->nobj || s->kind == CGCI_KIND_UNCOLL) continue;   /* .inv.uncoll */
         if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_,
                      par_ ? priv_word(priv, s, heap_lo, idx >> 6) : NULL, m)) continue;
         uintptr_t slot = s->slot;
         bytes += slot;
+        if (s->kind != CGCI_KIND_NORMAL) continue;
         if (CGCI_UNLIKELY(top == cap)) {
           m->top = top;
           bool grown = mstack_grow(m);
@@ -361,12 +354,6 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
         stack[top].lo = base;
         stack[top].hi = base + slot;
         top++;
-      } else if (s->state == CGCI_SPAN_SMALL) {      /* not scanned */
-        uint32_t idx = cgci_slot_index(s, w);
-        if (idx >= s->nobj || s->kind == CGCI_KIND_UNCOLL) continue;   /* .inv.uncoll */
-        if (!set_bit(&s->mark[idx >> 6], (uint64_t)1 << (idx & 63), par_,
-                     par_ ? priv_word(priv, s, heap_lo, idx >> 6) : NULL, m)) continue;
-        bytes += s->slot;
       } else if (s->state == CGCI_SPAN_LARGE) {
         if (s->kind == CGCI_KIND_UNCOLL ||
             !set_bit(&s->mark[0], 1, par_, par_ ? priv_word(priv, s, heap_lo, 0) : NULL, m)) continue;
