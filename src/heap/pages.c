@@ -181,6 +181,8 @@ void cgci_heap_init(void) {
  * waste).  Big spans spread the fixed costs of a span (a page-heap
  * allocation and free, a descriptor visited by every walk of the spans in
  * each collection, a refill) over more objects. */
+_Static_assert(CGCI_SPAN_PAGES >= 1 && CGCI_SPAN_PAGES <= 8, "a small span has 1 to 8 pages");
+
 void cgci_sizeclass_init(void) {
   uint32_t n = 0, sz = 16;
   while (sz <= CGCI_SMALL_MAX && n < CGCI_NCLASSES) {
