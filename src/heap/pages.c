@@ -177,10 +177,10 @@ void cgci_heap_init(void) {
  * per doubling to CGCI_SMALL_MAX (waste per object under 20%).  A span of a
  * class has at most CGCI_MAX_OBJS slots and the most pages up to
  * CGCI_SPAN_PAGES that waste at most 1/16 of the span; when no such size
- * wastes that little, the fewest pages up to 8 that do (else the least
- * waste).  Big spans spread the fixed costs of a span (a page-heap
- * allocation and free, a descriptor visited by every walk of the spans in
- * each collection, a refill) over more objects. */
+ * wastes that little, the fewest pages up to 8 that do.  Big spans
+ * spread the fixed costs of a span (a page-heap allocation and free, a
+ * descriptor visited by every walk of the spans in each collection, a
+ * refill) over more objects. */
 _Static_assert(CGCI_SPAN_PAGES >= 1 && CGCI_SPAN_PAGES <= 8, "a small span has 1 to 8 pages");
 
 void cgci_sizeclass_init(void) {
@@ -193,18 +193,16 @@ void cgci_sizeclass_init(void) {
   }
   cgci_g.nclasses = n;
   for (uint32_t c = 0; c < n; c++) {
-    uint32_t size = cgci_g.class_size[c], best = 0, least = 1;
-    double least_waste = 2;
+    uint32_t size = cgci_g.class_size[c], best = 0;
     for (uint32_t np = 1; np <= 8; np++) {
+      if (np > CGCI_SPAN_PAGES && best != 0) break;
       uint32_t bytes = np * (uint32_t)CGCI_PAGE_SIZE;
       if (bytes / size > CGCI_MAX_OBJS) break;
-      if (bytes < size) continue;
-      double w = (double)(bytes % size) / bytes;
-      if (w <= 1.0 / 16 && (np <= CGCI_SPAN_PAGES || best == 0)) best = np;
-      if (w < least_waste - 1e-9) { least_waste = w; least = np; }
-      if (np >= CGCI_SPAN_PAGES && best != 0) break;
+      if (bytes < size || (bytes % size) * 16 > bytes) continue;    /* waste > 1/16 */
+      best = np;
     }
-    cgci_g.class_pages[c] = best != 0 ? best : least;
+    cgc_assert(best != 0);           /* every class meets the goal (unit.sizeclass) */
+    cgci_g.class_pages[c] = best;
   }
   /* size_class[g] for a request needing g granules (with the hidden byte) */
   uint32_t c = 0;
