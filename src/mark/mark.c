@@ -309,13 +309,22 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
 #define RELOAD() (stack = m->stack, top = m->top, cap = m->cap)
   for (;;) {
     if (top > 0 && n < PREFETCH_RING) {
-      struct cgci_markent e = stack[--top];
-      __builtin_prefetch((const void *)e.lo);
+      /* Two 8-byte loads, not one 16-byte copy: the entry on top was
+       * usually pushed a moment ago by two 8-byte stores, and a load that
+       * needs data from two pending stores cannot be forwarded from them;
+       * it waits until they reach the cache.  The empty asm keeps the
+       * compiler from merging the loads into one vector load
+       * (.perf.forward). */
+      --top;
+      uintptr_t lo = stack[top].lo, hi = stack[top].hi;
+      __asm__("" : "+r"(lo), "+r"(hi));
+      __builtin_prefetch((const void *)lo);
       /* a small object may straddle two lines (a 48-byte slot does half
        * the time): fetch its last line too */
-      uintptr_t last = (e.hi - 1) & ~(uintptr_t)63;
-      if (last != (e.lo & ~(uintptr_t)63) && e.hi - e.lo <= 256) __builtin_prefetch((const void *)last);
-      ring[(head + n) % PREFETCH_RING] = e;
+      uintptr_t last = (hi - 1) & ~(uintptr_t)63;
+      if (last != (lo & ~(uintptr_t)63) && hi - lo <= 256) __builtin_prefetch((const void *)last);
+      ring[(head + n) % PREFETCH_RING].lo = lo;
+      ring[(head + n) % PREFETCH_RING].hi = hi;
       n++;
       continue;
     }
