@@ -320,9 +320,11 @@ static inline __attribute__((always_inline)) void drain_local(struct marker *m, 
       __asm__("" : "+r"(lo), "+r"(hi));
       __builtin_prefetch((const void *)lo);
       /* a small object may straddle two lines (a 48-byte slot does half
-       * the time): fetch its last line too */
-      uintptr_t last = (hi - 1) & ~(uintptr_t)63;
-      if (last != (lo & ~(uintptr_t)63) && hi - lo <= 256) __builtin_prefetch((const void *)last);
+       * the time): fetch its last line too.  Without a test for "same
+       * line": for 48-byte slots that branch goes either way at random,
+       * and a second prefetch of a line already asked for costs less
+       * than a mispredicted branch. */
+      if (hi - lo <= 256) __builtin_prefetch((const void *)(hi - 1));
       ring[(head + n) % PREFETCH_RING].lo = lo;
       ring[(head + n) % PREFETCH_RING].hi = hi;
       n++;
