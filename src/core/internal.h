@@ -69,6 +69,7 @@
 #define CGCI_GRANULE    16
 #define CGCI_MAX_OBJS   256            /* slots per small span; 4 mark words */
 #define CGCI_MARK_WORDS (CGCI_MAX_OBJS / 64)
+#define CGCI_DESC_MARKERS 2            /* markers whose .par.priv bits are in the descriptor */
 #define CGCI_NCLASSES   32
 
 /* Block kinds: which free lists and spans an object comes from. */
@@ -86,7 +87,9 @@ enum { CGCI_SPAN_FREE = 0, CGCI_SPAN_SMALL = 1, CGCI_SPAN_LARGE = 2 };
 #define CGCI_SF_RELEASED 0x08   /* free run: returned to the OS */
 
 /* The first 64 bytes (one cache line; descriptors are 64-byte aligned)
- * hold everything the mark loop reads for a small object. */
+ * hold everything the mark loop reads for a small object.  The second
+ * line holds the private mark bits of markers 0 and 1 during a parallel
+ * phase (mark.c, .par.priv); it is zero at every other time. */
 struct __attribute__((aligned(64))) cgci_span {
   uintptr_t start;               /* first byte */
   uint32_t  npages;              /* pages in the run */
@@ -99,13 +102,15 @@ struct __attribute__((aligned(64))) cgci_span {
   uint32_t  magic;               /* ceil(2^32 / slot): offset -> index */
   uint32_t  nmarked;             /* set bits (.inv.nmarked) */
   uint64_t  mark[CGCI_MARK_WORDS]; /* mark bits = allocation map */
+  uint64_t  pmark[CGCI_DESC_MARKERS][CGCI_MARK_WORDS]; /* .par.priv, markers 0, 1 */
   size_t    large_bytes;         /* large: the whole run, npages * 4 KiB */
   struct cgci_span *next, *prev; /* partial list or free-run bucket */
   uint64_t  free_gc;             /* free run: collection it became free */
   struct cgci_span *rel_next;    /* release candidates (pages.c) */
   struct cgci_span *uc_next, *uc_prev; /* UNCOLL spans: cgci_g.uncoll */
 };
-_Static_assert(sizeof(struct cgci_span) <= 128, "a span descriptor is two cache lines");
+_Static_assert(sizeof(struct cgci_span) <= 192, "a span descriptor is three cache lines");
+_Static_assert(offsetof(struct cgci_span, pmark) == 64, "private mark bits on the second line");
 
 /* Thread records, one per registered thread, in meta memory. */
 enum { CGCI_TS_RUNNING = 0, CGCI_TS_BLOCKED = 1 };
