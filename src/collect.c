@@ -50,6 +50,41 @@ static void mark_lists(struct cycle *c) {
         }
 }
 
+/* peak_floor -- .pace.peak: a budget that lets the heap grow back to the
+ * highest level it reached recently before the next collection.  The
+ * pages of that peak were already resident once, so the process's peak
+ * footprint was already paid for; collecting far below it, as a program
+ * that built a big temporary structure and dropped it would otherwise do,
+ * spends processor time without lowering that peak.  The floor is the
+ * heap the program really reached (live + allocated at a collection),
+ * counted only up to the goal the GOGC rule had set itself, so a heap
+ * that grows to the floor does not renew the floor; it halves every
+ * peak_halflife_ns, so memory a program no longer needs is collected and
+ * given back within seconds.  Returns the budget: TRIG, or the room up to
+ * the floor if that is more. */
+static size_t peak_floor(const struct cycle *c, size_t live, size_t trig, uint64_t reached) {
+  uint64_t half = cgci_g.peak_halflife_ns;
+  /* counted only up to the goal the GOGC rule set last time; nothing when
+   * it set none (the first collection, or pacing was off: a heap grown
+   * with collections off is not a level this rule let it reach) */
+  if (reached > cgci_g.prev_goal) reached = cgci_g.prev_goal;
+  cgci_g.prev_goal = cgci_g.gc_percent < 0 ? 0 : live + trig;
+  if (half == 0 || cgci_g.gc_percent < 0) return trig;
+  size_t floor = cgci_g.peak;
+  uint64_t age = c->t_stopped - cgci_g.peak_ns;
+  if (floor != 0) {
+    uint64_t n = age / half;                  /* whole half-lives, then linear */
+    floor = n >= 64 ? 0 : floor >> n;
+    floor -= (size_t)((double)floor * (double)(age % half) / (double)half / 2.0);
+  }
+  if (reached >= floor) {
+    cgci_g.peak = (size_t)reached;
+    cgci_g.peak_ns = c->t_stopped;
+    floor = (size_t)reached;
+  }
+  return floor > live && floor - live > trig ? floor - live : trig;
+}
+
 static void do_collect(struct cycle *c) {
   c->heap_before = heap_bytes();
   cgci_stop_world();
@@ -112,6 +147,7 @@ static void do_collect(struct cycle *c) {
   size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
                                       : (size_t)((double)basis * cgci_g.gc_percent / 100.0);
   if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
+  trig = peak_floor(c, live, trig, bytes_before);
   if (cgci_g.heap_limit) {
     size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;
     if (trig > room / 2 + (room / 4)) trig = room / 2 + room / 4;

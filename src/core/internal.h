@@ -109,7 +109,7 @@ struct __attribute__((aligned(64))) cgci_span {
   struct cgci_span *rel_next;    /* release candidates (pages.c) */
   struct cgci_span *uc_next, *uc_prev; /* UNCOLL spans: cgci_g.uncoll */
 };
-_Static_assert(sizeof(struct cgci_span) <= 192, "a span descriptor is three cache lines");
+_Static_assert(sizeof(struct cgci_span) == 192, "a span descriptor is three cache lines");
 _Static_assert(offsetof(struct cgci_span, pmark) == 64, "private mark bits on the second line");
 
 /* Thread records, one per registered thread, in meta memory. */
@@ -185,6 +185,10 @@ struct cgci_globals {
   size_t    live_bytes, live_objs;  /* after last collection */
   size_t    release_age;            /* collections a free run waits */
   size_t    prev_live;              /* live bytes after the previous one */
+  size_t    prev_goal;              /* live + budget the pacer itself set last time */
+  size_t    peak;                   /* .pace.peak: heap reached, as of peak_ns */
+  uint64_t  peak_ns;
+  uint64_t  peak_halflife_ns;       /* 0: no peak floor */
   /* statistics */
   cgc_stats_t st;
   /* marking */
@@ -300,6 +304,15 @@ static inline struct cgci_span *cgci_span_of(uintptr_t addr) {
  * tail past the last slot). */
 static inline uint32_t cgci_slot_index(const struct cgci_span *s, uintptr_t addr) {
   return (uint32_t)(((uint64_t)(addr - s->start) * s->magic) >> 32);
+}
+
+/* cgci_pmark_clear -- the private mark words are zero (true outside a
+ * parallel mark phase: the merge clears them, mark.c .par.priv). */
+static inline bool cgci_pmark_clear(const struct cgci_span *s) {
+  uint64_t any = 0;
+  for (int i = 0; i < CGCI_DESC_MARKERS; i++)
+    for (int k = 0; k < CGCI_MARK_WORDS; k++) any |= s->pmark[i][k];
+  return any == 0;
 }
 
 static inline bool cgci_bit_get(const struct cgci_span *s, uint32_t i) {

@@ -120,6 +120,7 @@ static void span_release_slot(struct cgci_span *s, uint32_t idx) {
 static struct cgci_span *new_small_span(int kind, unsigned sc, bool *zeroed) {
   struct cgci_span *s = cgci_pages_alloc(cgci_g.class_pages[sc], 1, zeroed);
   if (s == NULL) return NULL;
+  cgc_assert(cgci_pmark_clear(s));
   s->state = CGCI_SPAN_SMALL;
   s->kind = (uint8_t)kind;
   if (kind == CGCI_KIND_UNCOLL) cgci_uncoll_link(s);
@@ -219,6 +220,7 @@ static void *alloc_large(size_t n, int kind, size_t align, bool *zeroed) {
   size_t align_pages = align > CGCI_PAGE_SIZE ? align >> CGCI_PAGE_SHIFT : 1;
   struct cgci_span *s = cgci_pages_alloc(npages, align_pages, zeroed);
   if (s == NULL) return NULL;
+  cgc_assert(cgci_pmark_clear(s));
   s->state = CGCI_SPAN_LARGE;
   s->kind = (uint8_t)kind;
   if (kind == CGCI_KIND_UNCOLL) cgci_uncoll_link(s);

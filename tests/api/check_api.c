@@ -704,6 +704,84 @@ START_TEST(gc_percent)
 }
 END_TEST
 
+/* ---- pacing: the peak floor (collect.c .pace.peak) ---------------------------------- */
+
+static uint64_t gc_goal(void)
+{
+  cgc_stats_t s;
+
+  cgc_get_stats(&s);
+  return s.gc_goal;
+}
+
+/* Reach a heap of about 64 MiB by allocation (32 MiB live in chunks[],
+ * then garbage until the pacer collects), then drop everything and
+ * collect twice, so that the GOGC rule alone would set the minimum heap.
+ * Returns the goal the heap reached. */
+static uint64_t reach_peak_then_drop(void)
+{
+  uint64_t c0, peak;
+
+  ck_assert_int_eq(cgc_set_gc_percent(100), -1);   /* tsup turned it off */
+  for (int i = 0; i < NCHUNK; i++)
+    ck_assert_ptr_nonnull(chunks[i] = cgc_malloc_atomic(CHUNK));
+  cgc_collect();
+  peak = gc_goal();
+  ck_assert_uint_ge(peak, (uint64_t)60 << 20);
+  c0 = collections();
+  for (int i = 0; i < 4096 && collections() == c0; i++)
+    garbage(CHUNK);
+  ck_assert_uint_gt(collections(), c0);           /* the heap reached the goal */
+  for (int i = 0; i < NCHUNK; i++)
+    chunks[i] = NULL;
+  cgc_collect();
+  cgc_collect();
+  return peak;
+}
+
+static void setup_peak(int halflife_ms)
+{
+  char buf[32];
+
+  snprintf(buf, sizeof buf, "%d", halflife_ms);
+  ck_assert_int_eq(setenv("CGC_PEAK_HALFLIFE", buf, 1), 0);
+  setup();
+}
+
+static void setup_peak_300ms(void) { setup_peak(300); }
+static void setup_peak_off(void) { setup_peak(0); }
+
+/* With a half-life of 300 ms, the goal stays near the peak for a while:
+ * 16 MiB of garbage collects nothing.  Five half-lives later the floor is
+ * a thirty-second of the peak and the goal is the GOGC rule's again. */
+START_TEST(peak_floor)
+{
+  uint64_t peak = reach_peak_then_drop(), c0;
+
+  ck_assert_uint_ge(gc_goal(), peak / 2);
+  c0 = collections();
+  garbage((size_t)16 << 20);
+  ck_assert_uint_eq(collections(), c0);
+  usleep(1500 * 1000);
+  cgc_collect();
+  ck_assert_uint_lt(gc_goal(), peak / 4);
+  ck_assert(heap_ok());
+}
+END_TEST
+
+/* CGC_PEAK_HALFLIFE=0: no floor, the same garbage collects at once. */
+START_TEST(peak_floor_off)
+{
+  uint64_t peak = reach_peak_then_drop(), c0;
+
+  ck_assert_uint_lt(gc_goal(), peak / 4);
+  c0 = collections();
+  garbage((size_t)16 << 20);
+  ck_assert_uint_gt(collections(), c0);
+  ck_assert(heap_ok());
+}
+END_TEST
+
 /* ---- statistics ---------------------------------------------------------------------- */
 
 START_TEST(stats_move)
@@ -849,6 +927,17 @@ static Suite *api_suite(void)
   tcase_add_test(tl, disable_enable);
   tcase_add_test(tl, gc_percent);
   suite_add_tcase(s, tl);
+
+  TCase *tp = tcase_create("peak");
+  tcase_add_checked_fixture(tp, setup_peak_300ms, NULL);
+  tcase_set_timeout(tp, 30);
+  tcase_add_test(tp, peak_floor);
+  suite_add_tcase(s, tp);
+  TCase *tq = tcase_create("peak_off");
+  tcase_add_checked_fixture(tq, setup_peak_off, NULL);
+  tcase_set_timeout(tq, 30);
+  tcase_add_test(tq, peak_floor_off);
+  suite_add_tcase(s, tq);
 
   tcase_set_timeout(ts, 30);
   tcase_add_test_raise_signal(ts, strict_aborts, SIGABRT);

@@ -211,7 +211,7 @@ START_TEST(lost_stores_are_repaired)
 }
 END_TEST
 
-START_TEST(tables_cleared_after_merge)
+START_TEST(private_words_cleared_after_merge)
 {
   cgc_stats_t s0, s1;
   int in_list = 0, freed = 0;
@@ -226,8 +226,15 @@ START_TEST(tables_cleared_after_merge)
   }
   ck_assert_int_ge(in_list, 20);
   ck_assert_int_ge(nsample - in_list, 20);
+  /* every helper must have marked while the lists were live, so that its
+   * private words, not only the collecting thread's, held their bits */
+  for (int extra = 0; extra < 500 && helpers_idle() > 0; extra++) {
+    tsup_collect(1);
+    check_all();
+  }
+  ck_assert_msg(helpers_idle() == 0, "%d helper marker(s) never marked", helpers_idle());
   /* drop the lists, keep the tree: the next collections still mark in
-   * parallel, and would OR a stale table back into the lists' words */
+   * parallel, and would OR stale private words back into the lists' words */
   cgc_get_stats(&s0);
   g_list[0] = g_list[1] = NULL;
   tsup_scrub();
@@ -252,7 +259,7 @@ START_TEST(tables_cleared_after_merge)
 END_TEST
 
 /* A helper that wakes only after the collector has walked every span
- * alone (clearing marks, merging the tables) finds that walk over, and
+ * alone (clearing marks, merging the private words) finds that walk over, and
  * must take it as one, not as a marking phase: it would then count
  * itself out of marking it never joined, and the next parallel phase
  * would wait forever (the tcase timeout fails the test).  Marking and
@@ -291,7 +298,7 @@ static Suite *parmark_suite(void)
 
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, lost_stores_are_repaired);
-  tcase_add_test(tc, tables_cleared_after_merge);
+  tcase_add_test(tc, private_words_cleared_after_merge);
   tcase_add_test(tc, late_helper);
   suite_add_tcase(s, tc);
   return s;
