@@ -117,6 +117,13 @@ static void do_collect(struct cycle *c) {
                          - (cgci_g.explicit_freed_objs - cgci_g.objs_freed_mark);
   uint64_t bytes_before = cgci_g.live_bytes + (cgci_g.st.bytes_allocated - cgci_g.bytes_alloc_mark)
                           - (cgci_g.explicit_freed_bytes - cgci_g.bytes_freed_mark);
+  /* the small-object part of it, for the peak floor: large blocks are
+   * often not touched in full, so their bytes say little about the
+   * resident heap (explicitly freed large blocks are subtracted twice,
+   * which only lowers the floor) */
+  uint64_t large_before = cgci_g.live_large + (cgci_g.large_allocated - cgci_g.large_alloc_mark);
+  uint64_t small_before = bytes_before > large_before ? bytes_before - large_before : 0;
+  cgci_g.large_alloc_mark = cgci_g.large_allocated;
   cgci_sweep();
   /* objects sitting on free lists are not live */
   cgci_g.live_objs -= c->list_objs < cgci_g.live_objs ? c->list_objs : cgci_g.live_objs;
@@ -147,7 +154,7 @@ static void do_collect(struct cycle *c) {
   size_t trig = cgci_g.gc_percent < 0 ? SIZE_MAX / 2
                                       : (size_t)((double)basis * cgci_g.gc_percent / 100.0);
   if (trig < cgci_g.min_heap) trig = cgci_g.min_heap;
-  trig = peak_floor(c, live, trig, bytes_before);
+  trig = peak_floor(c, live, trig, small_before);
   if (cgci_g.heap_limit) {
     size_t room = cgci_g.heap_limit > live ? cgci_g.heap_limit - live : 0;
     if (trig > room / 2 + (room / 4)) trig = room / 2 + room / 4;

@@ -186,6 +186,8 @@ struct cgci_globals {
   size_t    release_age;            /* collections a free run waits */
   size_t    prev_live;              /* live bytes after the previous one */
   size_t    prev_goal;              /* live + budget the pacer itself set last time */
+  size_t    live_large;             /* of live_bytes, in LARGE spans (last collection) */
+  uint64_t  large_allocated, large_alloc_mark; /* LARGE bytes handed out: total, at last GC */
   size_t    peak;                   /* .pace.peak: heap reached, as of peak_ns */
   uint64_t  peak_ns;
   uint64_t  peak_halflife_ns;       /* 0: no peak floor */

@@ -234,6 +234,7 @@ static void *alloc_large(size_t n, int kind, size_t align, bool *zeroed) {
   for (size_t i = 0; i < npages; i++) cgci_g.pagemap[p + i] = s;
   cgci_g.alloc_since_gc += (int64_t)s->large_bytes;
   cgci_g.st.bytes_allocated += s->large_bytes;
+  cgci_g.large_allocated += s->large_bytes;
   cgci_g.st.objects_allocated++;
   return (void *)s->start;
 }

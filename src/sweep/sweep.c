@@ -50,13 +50,14 @@ static void clear_span(struct cgci_span *s, void *ctx) {
 
 void cgci_sweep_clear_marks(void) { cgci_mark_each_span(clear_span); }
 
-struct sweep_ctx { size_t live_bytes, live_objs, freed_bytes, freed_objs; };
+struct sweep_ctx { size_t live_bytes, live_objs, freed_bytes, freed_objs, live_large; };
 
 static void sweep_span(struct cgci_span *s, void *vctx) {
   struct sweep_ctx *c = vctx;
   if (s->state == CGCI_SPAN_LARGE) {
     if (s->mark[0] & 1) {
       c->live_bytes += s->large_bytes;
+      c->live_large += s->large_bytes;
       c->live_objs++;
     } else {
       c->freed_bytes += s->large_bytes;
@@ -86,8 +87,9 @@ static void sweep_span(struct cgci_span *s, void *vctx) {
 /* cgci_sweep -- rebuild the partial lists, free empty spans, count. */
 void cgci_sweep(void) {
   memset(cgci_g.partial, 0, sizeof cgci_g.partial);
-  struct sweep_ctx c = {0, 0, 0, 0};
+  struct sweep_ctx c = {0, 0, 0, 0, 0};
   cgci_each_span(sweep_span, &c);
   cgci_g.live_bytes = c.live_bytes;
+  cgci_g.live_large = c.live_large;
   cgci_g.live_objs = c.live_objs;
 }

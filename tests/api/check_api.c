@@ -714,26 +714,46 @@ static uint64_t gc_goal(void)
   return s.gc_goal;
 }
 
-/* Reach a heap of about 64 MiB by allocation (32 MiB live in chunks[],
- * then garbage until the pacer collects), then drop everything and
- * collect twice, so that the GOGC rule alone would set the minimum heap.
- * Returns the goal the heap reached. */
-static uint64_t reach_peak_then_drop(void)
+#define SMALL_CHUNK 4000                    /* a small-object class */
+#define NSMALL ((32 << 20) / SMALL_CHUNK)
+static unsigned char *volatile small_chunks[NSMALL];
+
+static void garbage_small(size_t bytes)
+{
+  for (size_t done = 0; done < bytes; done += SMALL_CHUNK)
+    ck_assert_ptr_nonnull(cgc_malloc_atomic(SMALL_CHUNK));
+}
+
+/* Reach a heap of about 64 MiB by allocation (32 MiB live, then garbage
+ * until the pacer collects), in small objects or in large blocks, then
+ * drop everything and collect twice, so that the GOGC rule alone would set
+ * the minimum heap.  Returns the goal the heap reached. */
+static uint64_t reach_peak_then_drop(int large)
 {
   uint64_t c0, peak;
 
   ck_assert_int_eq(cgc_set_gc_percent(100), -1);   /* tsup turned it off */
-  for (int i = 0; i < NCHUNK; i++)
-    ck_assert_ptr_nonnull(chunks[i] = cgc_malloc_atomic(CHUNK));
+  if (large)
+    for (int i = 0; i < NCHUNK; i++)
+      ck_assert_ptr_nonnull(chunks[i] = cgc_malloc_atomic(CHUNK));
+  else
+    for (int i = 0; i < NSMALL; i++)
+      ck_assert_ptr_nonnull(small_chunks[i] = cgc_malloc_atomic(SMALL_CHUNK));
   cgc_collect();
   peak = gc_goal();
   ck_assert_uint_ge(peak, (uint64_t)60 << 20);
   c0 = collections();
-  for (int i = 0; i < 4096 && collections() == c0; i++)
-    garbage(CHUNK);
+  for (int i = 0; i < 4096 && collections() == c0; i++) {
+    if (large)
+      garbage(CHUNK);
+    else
+      garbage_small(CHUNK);
+  }
   ck_assert_uint_gt(collections(), c0);           /* the heap reached the goal */
   for (int i = 0; i < NCHUNK; i++)
     chunks[i] = NULL;
+  for (int i = 0; i < NSMALL; i++)
+    small_chunks[i] = NULL;
   cgc_collect();
   cgc_collect();
   return peak;
@@ -751,12 +771,13 @@ static void setup_peak(int halflife_ms)
 static void setup_peak_300ms(void) { setup_peak(300); }
 static void setup_peak_off(void) { setup_peak(0); }
 
-/* With a half-life of 300 ms, the goal stays near the peak for a while:
- * 16 MiB of garbage collects nothing.  Five half-lives later the floor is
- * a thirty-second of the peak and the goal is the GOGC rule's again. */
+/* With a half-life of 300 ms, the goal stays near a peak of small objects
+ * for a while: 16 MiB of garbage collects nothing.  Five half-lives later
+ * the floor is a thirty-second of the peak and the goal is the GOGC
+ * rule's again. */
 START_TEST(peak_floor)
 {
-  uint64_t peak = reach_peak_then_drop(), c0;
+  uint64_t peak = reach_peak_then_drop(0), c0;
 
   ck_assert_uint_ge(gc_goal(), peak / 2);
   c0 = collections();
@@ -769,10 +790,25 @@ START_TEST(peak_floor)
 }
 END_TEST
 
+/* A peak of large blocks sets no floor (they are often not touched in
+ * full, so their bytes say little about the resident heap): the goal is
+ * the GOGC rule's at once. */
+START_TEST(peak_floor_large)
+{
+  uint64_t peak = reach_peak_then_drop(1), c0;
+
+  ck_assert_uint_lt(gc_goal(), peak / 4);
+  c0 = collections();
+  garbage((size_t)16 << 20);
+  ck_assert_uint_gt(collections(), c0);
+  ck_assert(heap_ok());
+}
+END_TEST
+
 /* CGC_PEAK_HALFLIFE=0: no floor, the same garbage collects at once. */
 START_TEST(peak_floor_off)
 {
-  uint64_t peak = reach_peak_then_drop(), c0;
+  uint64_t peak = reach_peak_then_drop(0), c0;
 
   ck_assert_uint_lt(gc_goal(), peak / 4);
   c0 = collections();
@@ -932,6 +968,7 @@ static Suite *api_suite(void)
   tcase_add_checked_fixture(tp, setup_peak_300ms, NULL);
   tcase_set_timeout(tp, 30);
   tcase_add_test(tp, peak_floor);
+  tcase_add_test(tp, peak_floor_large);
   suite_add_tcase(s, tp);
   TCase *tq = tcase_create("peak_off");
   tcase_add_checked_fixture(tq, setup_peak_off, NULL);
