@@ -790,12 +790,11 @@ START_TEST(peak_floor)
 }
 END_TEST
 
-/* A peak of large blocks sets no floor (they are often not touched in
- * full, so their bytes say little about the resident heap): the goal is
- * the GOGC rule's at once. */
-START_TEST(peak_floor_large)
+/* no_floor_after -- after a peak (of large blocks if LARGE), the goal is
+ * the GOGC rule's at once: 16 MiB of garbage collects. */
+static void no_floor_after(int large)
 {
-  uint64_t peak = reach_peak_then_drop(1), c0;
+  uint64_t peak = reach_peak_then_drop(large), c0;
 
   ck_assert_uint_lt(gc_goal(), peak / 4);
   c0 = collections();
@@ -803,19 +802,14 @@ START_TEST(peak_floor_large)
   ck_assert_uint_gt(collections(), c0);
   ck_assert(heap_ok());
 }
+
+/* A peak of large blocks sets no floor: they are often not touched in
+ * full, so their bytes say little about the resident heap. */
+START_TEST(peak_floor_large) { no_floor_after(1); }
 END_TEST
 
-/* CGC_PEAK_HALFLIFE=0: no floor, the same garbage collects at once. */
-START_TEST(peak_floor_off)
-{
-  uint64_t peak = reach_peak_then_drop(0), c0;
-
-  ck_assert_uint_lt(gc_goal(), peak / 4);
-  c0 = collections();
-  garbage((size_t)16 << 20);
-  ck_assert_uint_gt(collections(), c0);
-  ck_assert(heap_ok());
-}
+/* CGC_PEAK_HALFLIFE=0: no floor after a peak of small objects either. */
+START_TEST(peak_floor_off) { no_floor_after(0); }
 END_TEST
 
 /* ---- statistics ---------------------------------------------------------------------- */
