@@ -11,8 +11,8 @@ tools/deps.sh
 jobs=$(nproc)
 export CGC_STRESS_SECONDS=${CGC_STRESS_SECONDS:-20}
 
-echo "== build (Release with checks, -Werror)"
-cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCGC_WERROR=ON >/dev/null
+echo "== build (RelWithDebInfo, internal checks on: CGC_CHECK=1, -Werror)"
+cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCGC_WERROR=ON -DCGC_CHECK=1 >/dev/null
 cmake --build build-test -j"$jobs"
 echo "== tests"
 (cd build-test && ctest --output-on-failure -j"$jobs" --timeout 600)
