@@ -64,14 +64,14 @@
 #  define CGCI_GC_PERCENT 100
 #endif
 
-/* No allocation-triggered collection until this many bytes have been
- * allocated since the last one: small programs never pay for collection. */
 /* The pacer's peak floor (collect.c, .pace.peak) halves in this many
  * milliseconds; 0 turns it off.  CGC_PEAK_HALFLIFE (ms) overrides. */
 #ifndef CGCI_PEAK_HALFLIFE_MS
 #  define CGCI_PEAK_HALFLIFE_MS 4000
 #endif
 
+/* No allocation-triggered collection until this many bytes have been
+ * allocated since the last one: small programs never pay for collection. */
 #ifndef CGCI_MIN_HEAP
 #  define CGCI_MIN_HEAP ((size_t)4 << 20)
 #endif

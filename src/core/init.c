@@ -90,9 +90,9 @@ static void read_environment(void) {
   cgci_g.huge_min = CGCI_HUGE_MIN;
   if ((e = cgci_os_getenv("CGC_HUGEPAGES")) != NULL)
     cgci_g.huge_min = strcmp(e, "off") == 0 ? 0 : cgci_parse_size(e);
-  cgci_g.peak_halflife_ns = (uint64_t)CGCI_PEAK_HALFLIFE_MS * 1000000u;
-  if ((e = cgci_os_getenv("CGC_PEAK_HALFLIFE")) != NULL)
-    cgci_g.peak_halflife_ns = (uint64_t)parse_int(e, CGCI_PEAK_HALFLIFE_MS) * 1000000u;
+  int halflife_ms = parse_int(cgci_os_getenv("CGC_PEAK_HALFLIFE"), CGCI_PEAK_HALFLIFE_MS);
+  /* negative: off, like 0 (not a half-life of 2^64 ns) */
+  cgci_g.peak_halflife_ns = halflife_ms > 0 ? (uint64_t)halflife_ms * 1000000u : 0;
   cgci_g.release_age = CGCI_RELEASE_AGE;
   if ((e = cgci_os_getenv("CGC_RELEASE_AGE")) != NULL)
     cgci_g.release_age = (size_t)parse_int(e, CGCI_RELEASE_AGE);
